@@ -1,0 +1,170 @@
+"""The moons data set and the mini-batch partitioner, as in the course.
+
+Layout: examples are COLUMNS. ``X`` has shape (n_x, m) and ``Y`` shape (1, m).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Iterator
+
+import numpy
+
+from .backend import get_xp, to_device
+
+__all__ = ["MiniBatcher", "iterate_minibatches", "load_moons", "random_mini_batches"]
+
+
+def load_moons(n_samples: int = 300, noise: float | None = 0.2, seed: int = 3, *,
+               dtype=numpy.float64) -> tuple[Any, Any]:
+    """The course's ``load_dataset()``: two interleaving half circles, born on the backend.
+
+    Bit for bit ``np.random.seed(seed); sklearn.datasets.make_moons(n_samples, noise=noise)``,
+    transposed, computed here with a local ``RandomState`` (global state is untouched).
+
+    Returns
+    -------
+    X : ndarray of shape (2, n_samples)
+    Y : ndarray of shape (1, n_samples)
+        Labels 0.0 (outer moon) and 1.0 (inner moon), of ``dtype``.
+    """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 2:
+        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
+    if noise is not None and (not isinstance(noise, numbers.Real) or noise < 0):
+        raise ValueError(f"noise must be None or a number >= 0, got {noise!r}")
+    dtype = numpy.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"dtype must be a floating type, got {dtype}")
+    rng = numpy.random.RandomState(seed)
+    n_out = int(n_samples) // 2
+    n_in = int(n_samples) - n_out
+    t_out = numpy.linspace(0, numpy.pi, n_out)
+    t_in = numpy.linspace(0, numpy.pi, n_in)
+    points = numpy.vstack([
+        numpy.append(numpy.cos(t_out), 1 - numpy.cos(t_in)),
+        numpy.append(numpy.sin(t_out), 1 - numpy.sin(t_in) - 0.5),
+    ]).T
+    labels = numpy.hstack([numpy.zeros(n_out), numpy.ones(n_in)])
+    order = numpy.arange(n_samples)
+    rng.shuffle(order)  # make_moons' shuffle draws first, then the noise
+    points, labels = points[order], labels[order]
+    if noise is not None:
+        points += rng.normal(scale=noise, size=points.shape)
+    X = numpy.ascontiguousarray(points.T, dtype=dtype)
+    Y = labels.reshape(1, n_samples).astype(dtype)
+    return to_device(X), to_device(Y)
+
+
+def _check_batch_inputs(X, Y, mini_batch_size) -> int:
+    xp = get_xp(X, Y)  # TypeError naming both when NumPy and CuPy are mixed
+    for name, a in (("X", X), ("Y", Y)):
+        if a is None or not hasattr(a, "ndim"):
+            raise TypeError(f"{name} must be an array, got {type(a).__name__}")
+        if a.ndim != 2:
+            raise ValueError(f"{name} must be 2-D with examples as columns, got shape {a.shape}")
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(f"X and Y have different numbers of examples (columns): "
+                         f"X {X.shape[1]}, Y {Y.shape[1]}")
+    if X.shape[1] == 0:
+        raise ValueError("X and Y have no examples (zero columns)")
+    if (isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, numbers.Integral)
+            or mini_batch_size < 1):
+        raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
+    del xp
+    return X.shape[1]
+
+
+def _permutation(m: int, seed) -> numpy.ndarray:
+    """The course's shuffle: ``np.random.seed(seed); np.random.permutation(m)``, without
+    touching the global stream."""
+    return numpy.random.RandomState(seed).permutation(m)
+
+
+def random_mini_batches(X, Y, mini_batch_size: int = 64, seed: int = 0) -> list[tuple[Any, Any]]:
+    """The course's partitioner: shuffle the columns, cut into mini-batches.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_x, m)
+    Y : ndarray of shape (1, m)
+        NumPy or CuPy, on the same device.
+    mini_batch_size : int
+        ``floor(m / mini_batch_size)`` full batches, then the rest as one smaller batch.
+        A size larger than ``m`` gives one batch.
+    seed : int
+        Seeds the permutation, drawn on the host, so both backends see identical batches.
+
+    Returns
+    -------
+    list of (ndarray of shape (n_x, b), ndarray of shape (1, b))
+        Views into one shuffled copy of ``X`` and of ``Y`` (one gather each on the device).
+    """
+    return list(MiniBatcher(X, Y, mini_batch_size).epoch(seed))
+
+
+class MiniBatcher:
+    """Mini-batches for a training loop: one gather per epoch into reused buffers.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_x, m)
+    Y : ndarray of shape (1, m)
+    mini_batch_size : int
+    drop_last : bool
+        Leave out the last, smaller batch when ``m % mini_batch_size != 0``.
+
+    Notes
+    -----
+    The batches of one epoch are views into buffers that the next epoch overwrites:
+    copy a batch to keep it.
+    """
+
+    def __init__(self, X, Y, mini_batch_size: int = 64, *, drop_last: bool = False):
+        self.m = _check_batch_inputs(X, Y, mini_batch_size)
+        self.X, self.Y = X, Y
+        self.mini_batch_size = int(mini_batch_size)
+        self.drop_last = bool(drop_last)
+        self._xp = get_xp(X, Y)
+        self._buffers = None
+
+    def __len__(self) -> int:
+        full = self.m // self.mini_batch_size
+        return full if self.drop_last or self.m % self.mini_batch_size == 0 else full + 1
+
+    def shuffled(self, seed) -> tuple[Any, Any]:
+        """``X`` and ``Y`` with their columns permuted by the course's seeded permutation."""
+        xp = self._xp
+        if self._buffers is None:
+            self._buffers = (xp.empty(self.X.shape, self.X.dtype), xp.empty(self.Y.shape, self.Y.dtype))
+        perm = _permutation(self.m, seed)
+        sx, sy = self._buffers
+        if xp is numpy:  # mode="clip" writes straight into out; "raise" would buffer it
+            numpy.take(self.X, perm, axis=1, out=sx, mode="clip")
+            numpy.take(self.Y, perm, axis=1, out=sy, mode="clip")
+        else:
+            perm = xp.asarray(perm)  # one host-to-device copy of m indices per epoch
+            xp.take(self.X, perm, axis=1, out=sx)
+            xp.take(self.Y, perm, axis=1, out=sy)
+        return sx, sy
+
+    def epoch(self, seed) -> Iterator[tuple[Any, Any]]:
+        """Yield ``(mini_batch_X, mini_batch_Y)`` views of one shuffled epoch."""
+        sx, sy = self.shuffled(seed)
+        size, m = self.mini_batch_size, self.m
+        full = m // size
+        for k in range(full):
+            yield sx[:, k * size:(k + 1) * size], sy[:, k * size:(k + 1) * size]
+        if m % size and not self.drop_last:
+            yield sx[:, full * size:], sy[:, full * size:]
+
+
+def iterate_minibatches(X, Y, mini_batch_size: int = 64, seed: int = 0, *,
+                        drop_last: bool = False) -> Iterator[tuple[Any, Any]]:
+    """The batches of :func:`random_mini_batches`, yielded one by one (no list is built)."""
+    return MiniBatcher(X, Y, mini_batch_size, drop_last=drop_last).epoch(seed)
+
+
+def num_minibatches(m: int, mini_batch_size: int) -> int:
+    """How many batches :func:`random_mini_batches` makes of ``m`` examples."""
+    return math.ceil(m / mini_batch_size)

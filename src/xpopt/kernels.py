@@ -1,0 +1,156 @@
+"""The fused GPU update rules: CuPy ``ElementwiseKernel`` specs and their lazy, cached build.
+
+Each spec is plain data, importable without a GPU or CuPy: the proof harness in the tests
+compiles the same ``operation`` text with nvcc for real GPU architectures and as C++ for
+the host, and checks its arithmetic against the NumPy path.
+
+Conventions, in the style of CuPy's ``ElementwiseKernel``:
+
+- every non-raw parameter is bound to its element at index ``i`` (inputs const, outputs by
+  reference), so ``param``, ``v`` and ``s`` are read and written in place;
+- scalars (``lr``, ``beta``, ``one_minus_beta``, the bias corrections ``bias1 = 1 - beta1**t``
+  and ``bias2 = 1 - beta2**t``) are computed on the host once per step and passed as ``T``:
+  a float32 kernel does no FP64 arithmetic (no double literals, no double scalars);
+- the expressions keep the course's order of operations, so the NumPy twin in
+  ``xpopt.optim`` computes the same values.
+
+One call updates every element given; with the network's flat buffers that is the whole
+model in one launch.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+
+__all__ = ["KernelSpec", "SPECS", "GD", "MOMENTUM", "RMSPROP", "ADAM", "get_kernel", "launch"]
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """Everything ``cupy.ElementwiseKernel`` needs, plus which inputs are scalars.
+
+    Attributes
+    ----------
+    name : str
+        Kernel name (a valid C identifier).
+    in_params, out_params : str
+        CuPy parameter lists, e.g. ``"T grad, T lr"`` and ``"T param"``.
+    operation : str
+        The loop body, in CUDA C++.
+    preamble : str
+        Code placed before the kernel.
+    scalars : tuple of str
+        The in_params passed as one value of type ``T`` rather than as arrays.
+    """
+
+    name: str
+    in_params: str
+    out_params: str
+    operation: str
+    preamble: str = ""
+    scalars: tuple = ()
+
+    @functools.cached_property
+    def params(self) -> tuple[tuple[str, str, str], ...]:
+        """``(role, ctype, name)`` for each parameter in call order; role is
+        ``"in"``, ``"scalar"`` or ``"out"``."""
+        out = []
+        for role, text in (("in", self.in_params), ("out", self.out_params)):
+            for item in text.split(","):
+                ctype, pname = item.split()
+                out.append(("scalar" if pname in self.scalars else role, ctype, pname))
+        return tuple(out)
+
+
+GD = KernelSpec(
+    name="xpopt_gd",
+    in_params="T grad, T lr",
+    out_params="T param",
+    operation="param = param - lr * grad;",
+    scalars=("lr",),
+)
+
+MOMENTUM = KernelSpec(
+    name="xpopt_momentum",
+    in_params="T grad, T lr, T beta, T one_minus_beta",
+    out_params="T param, T v",
+    operation=(
+        "v = beta * v + one_minus_beta * grad;\n"
+        "param = param - lr * v;"
+    ),
+    scalars=("lr", "beta", "one_minus_beta"),
+)
+
+RMSPROP = KernelSpec(
+    name="xpopt_rmsprop",
+    in_params="T grad, T lr, T beta2, T one_minus_beta2, T eps",
+    out_params="T param, T s",
+    operation=(
+        "s = beta2 * s + one_minus_beta2 * (grad * grad);\n"
+        "param = param - lr * grad / (sqrt(s) + eps);"
+    ),
+    scalars=("lr", "beta2", "one_minus_beta2", "eps"),
+)
+
+ADAM = KernelSpec(
+    name="xpopt_adam",
+    in_params=(
+        "T grad, T lr, T beta1, T one_minus_beta1, T beta2, T one_minus_beta2, "
+        "T bias1, T bias2, T eps"
+    ),
+    out_params="T param, T v, T s",
+    operation=(
+        "v = beta1 * v + one_minus_beta1 * grad;\n"
+        "s = beta2 * s + one_minus_beta2 * (grad * grad);\n"
+        "const T v_corrected = v / bias1;\n"
+        "const T s_corrected = s / bias2;\n"
+        "param = param - lr * v_corrected / (sqrt(s_corrected) + eps);"
+    ),
+    scalars=("lr", "beta1", "one_minus_beta1", "beta2", "one_minus_beta2", "bias1", "bias2", "eps"),
+)
+
+SPECS: dict[str, KernelSpec] = {spec.name: spec for spec in (GD, MOMENTUM, RMSPROP, ADAM)}
+
+_cache: dict[str, object] = {}
+_cache_lock = threading.Lock()
+
+
+def get_kernel(spec: KernelSpec):
+    """The ``cupy.ElementwiseKernel`` for ``spec``, built on first use and cached.
+
+    CuPy compiles it (for the argument dtypes) at its first launch and caches that too.
+    """
+    kernel = _cache.get(spec.name)
+    if kernel is None:
+        from .backend import _probe_cuda  # noqa: PLC0415 (CuPy stays unimported until needed)
+
+        cupy, why = _probe_cuda()
+        if cupy is None:
+            raise RuntimeError(f"fused kernels need CuPy with a CUDA device: {why}")
+        with _cache_lock:
+            kernel = _cache.get(spec.name)
+            if kernel is None:
+                kernel = cupy.ElementwiseKernel(
+                    spec.in_params, spec.out_params, spec.operation, spec.name,
+                    preamble=spec.preamble,
+                )
+                _cache[spec.name] = kernel
+    return kernel
+
+
+def launch(spec: KernelSpec, arrays: dict, scalars: dict) -> None:
+    """Launch ``spec`` once over CuPy arrays, updating its outputs in place.
+
+    Parameters
+    ----------
+    spec : KernelSpec
+    arrays : dict of str to cupy.ndarray
+        One array per non-scalar parameter, all of one shape and dtype ``T``.
+    scalars : dict of str to float
+        One host value per scalar parameter; each is cast to ``T`` before the launch.
+    """
+    dtype = arrays[spec.params[0][2]].dtype.type
+    args = [dtype(scalars[n]) if role == "scalar" else arrays[n] for role, _, n in spec.params]
+    get_kernel(spec)(*args)

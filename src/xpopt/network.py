@@ -1,0 +1,278 @@
+"""The multi-layer perceptron of the course: LINEAR -> RELU (L-1 times) -> LINEAR -> SIGMOID.
+
+Parameters ``W1, b1, ..., WL, bL`` are a :class:`~xpopt.flat.FlatDict` (views into one
+buffer); gradients ``dW1, db1, ...`` too, and :func:`backward_propagation` can write into a
+reused one. Everything runs on the arrays' own module (NumPy or CuPy) and keeps their dtype.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, NamedTuple, Sequence
+
+import numpy
+
+from .backend import get_xp, to_device, to_host
+from .flat import FlatDict
+
+__all__ = [
+    "Caches", "accuracy", "backward_propagation", "compute_cost", "forward_propagation",
+    "gradient_check", "initialize_parameters", "predict",
+]
+
+
+def _check_layer_dims(layer_dims) -> list[int]:
+    dims = list(layer_dims) if not isinstance(layer_dims, (str, bytes)) else []
+    if len(dims) < 2 or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1
+                            for d in dims):
+        raise ValueError(f"layer_dims must list at least two positive integers "
+                         f"[n_x, n_1, ..., n_L], got {layer_dims!r}")
+    return [int(d) for d in dims]
+
+
+def parameter_layout(layer_dims: Sequence[int]) -> tuple:
+    """``(("W1", (n_1, n_0)), ("b1", (n_1, 1)), ...)``: the keys and shapes, in buffer order."""
+    dims = _check_layer_dims(layer_dims)
+    layout = []
+    for l in range(1, len(dims)):
+        layout += [(f"W{l}", (dims[l], dims[l - 1])), (f"b{l}", (dims[l], 1))]
+    return tuple(layout)
+
+
+def initialize_parameters(layer_dims: Sequence[int], seed: int = 3, *,
+                          dtype=numpy.float64) -> FlatDict:
+    """He initialisation, with the course's draws, born on the configured backend.
+
+    ``np.random.seed(seed)`` once (here a local ``RandomState``), then for l = 1..L:
+    ``W_l = randn(n_l, n_{l-1}) * sqrt(2 / n_{l-1})`` and ``b_l = zeros((n_l, 1))``.
+
+    Parameters
+    ----------
+    layer_dims : sequence of int
+        ``[n_x, n_1, ..., n_L]``; the course's network is ``[2, 5, 2, 1]``.
+    seed : int
+    dtype : float32 or float64
+        Drawn in float64 (as the course), then cast.
+
+    Returns
+    -------
+    FlatDict
+        ``W_l`` of shape (n_l, n_{l-1}) and ``b_l`` of shape (n_l, 1), views into one buffer.
+    """
+    dtype = numpy.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"dtype must be a floating type, got {dtype}")
+    dims = _check_layer_dims(layer_dims)
+    rng = numpy.random.RandomState(seed)
+    params64 = FlatDict.empty(parameter_layout(dims), numpy, numpy.float64)
+    for l in range(1, len(dims)):
+        params64[f"W{l}"][...] = rng.randn(dims[l], dims[l - 1]) * numpy.sqrt(2 / dims[l - 1])
+        params64[f"b{l}"][...] = 0.0
+    host = FlatDict(params64.flat.astype(dtype, copy=False), params64.layout)
+    return to_device(host)
+
+
+def _num_layers(parameters: dict) -> int:
+    L = len(parameters) // 2
+    if L < 1 or any(f"W{l}" not in parameters or f"b{l}" not in parameters for l in range(1, L + 1)):
+        raise KeyError(f"parameters must hold W1, b1, ..., WL, bL; got keys {sorted(parameters)}")
+    return L
+
+
+class Caches(NamedTuple):
+    """What the forward pass keeps for the backward pass.
+
+    Attributes
+    ----------
+    activations : tuple of ndarray
+        ``(X, A1, ..., AL)``; ``A_l`` has shape (n_l, m).
+    parameters : dict
+        The parameters the pass used (the backward pass reads ``W_l``).
+    """
+
+    activations: tuple
+    parameters: dict
+
+
+def forward_propagation(X, parameters: dict) -> tuple[Any, Caches]:
+    """LINEAR -> RELU for layers 1..L-1, LINEAR -> SIGMOID for layer L.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_x, m)
+    parameters : dict
+        ``W_l`` of shape (n_l, n_{l-1}), ``b_l`` of shape (n_l, 1); same module and dtype as X.
+
+    Returns
+    -------
+    AL : ndarray of shape (n_L, m)
+        ``sigmoid(W_L A_{L-1} + b_L)``.
+    caches : Caches
+    """
+    L = _num_layers(parameters)
+    xp = get_xp(X, parameters["W1"])
+    if X.dtype != parameters["W1"].dtype:
+        raise TypeError(f"X is {X.dtype} but the parameters are {parameters['W1'].dtype}; "
+                        "convert one of them (no silent promotion)")
+    A = X
+    activations = [X]
+    for l in range(1, L + 1):
+        Z = xp.dot(parameters[f"W{l}"], A)
+        Z += parameters[f"b{l}"]
+        if l < L:
+            xp.maximum(Z, 0, out=Z)  # relu(z) = maximum(0, z)
+        else:  # sigmoid(z) = 1 / (1 + exp(-z)), in place
+            xp.negative(Z, out=Z)
+            if xp is numpy:
+                with numpy.errstate(over="ignore"):  # exp(-z) = inf gives sigmoid(z) = 0
+                    numpy.exp(Z, out=Z)
+            else:
+                xp.exp(Z, out=Z)
+            xp.add(Z, 1, out=Z)
+            xp.divide(1, Z, out=Z)
+        A = Z
+        activations.append(A)
+    return A, Caches(tuple(activations), parameters)
+
+
+def compute_cost(AL, Y):
+    """The course's cross-entropy, SUMMED over the batch (the training loop divides by m).
+
+    ``sum(-log(a) * Y - log(1 - a) * (1 - Y))``, with ``a`` clipped into
+    ``[tiny, 1 - eps/2]`` of its dtype so that a saturated sigmoid (``a`` exactly 0 or 1,
+    reached early in float32) costs a large finite amount instead of inf or NaN. Values
+    strictly inside that range, which is every value of the course's float64 runs, are
+    left as they are, so the course's costs are unchanged bit for bit.
+
+    Parameters
+    ----------
+    AL : ndarray of shape (1, m)
+        Probabilities from :func:`forward_propagation`.
+    Y : ndarray of shape (1, m)
+        Labels 0 or 1.
+
+    Returns
+    -------
+    ndarray of shape ()
+        On the arrays' device; reading it (``float(cost)``) is the only synchronisation.
+    """
+    xp = get_xp(AL, Y)
+    if AL.shape != Y.shape:
+        raise ValueError(f"AL and Y must have the same shape, got {AL.shape} and {Y.shape}")
+    info = numpy.finfo(AL.dtype)
+    a = xp.clip(AL, info.tiny, 1 - info.epsneg)
+    logprobs = xp.multiply(-xp.log(a), Y) + xp.multiply(-xp.log(1 - a), 1 - Y)
+    return xp.asarray(xp.sum(logprobs))
+
+
+def backward_propagation(X, Y, caches: Caches, grads: FlatDict | None = None) -> FlatDict:
+    """Gradients of the MEAN cost over the batch with respect to every parameter.
+
+    ``dz_L = (a_L - Y) / m``; ``dW_l = dz_l a_{l-1}^T``; ``db_l = sum(dz_l, axis=1)``;
+    ``dz_{l-1} = (W_l^T dz_l) * (a_{l-1} > 0)``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_x, m)
+    Y : ndarray of shape (1, m)
+    caches : Caches
+        From :func:`forward_propagation` on this ``X``.
+    grads : FlatDict, optional
+        A gradient buffer to write into (``dW1, db1, ...``), reused between steps; a new one
+        when None.
+
+    Returns
+    -------
+    grads : FlatDict
+        ``dW_l`` of shape (n_l, n_{l-1}), ``db_l`` of shape (n_l, 1).
+    """
+    activations, parameters = caches
+    L = len(activations) - 1
+    AL = activations[-1]
+    xp = get_xp(X, Y, AL)
+    if Y.shape != AL.shape:
+        raise ValueError(f"Y must have shape {AL.shape}, got {Y.shape}")
+    if grads is None or not (isinstance(grads, FlatDict) and grads.packed):
+        if isinstance(parameters, FlatDict):
+            layout = tuple(("d" + k, shape) for k, shape in parameters.layout)
+        else:
+            layout = tuple((f"d{k}", tuple(parameters[k].shape)) for l in range(1, L + 1)
+                           for k in (f"W{l}", f"b{l}"))
+        grads = FlatDict.empty(layout, xp, AL.dtype)
+    m = X.shape[1]
+    dZ = AL - Y
+    dZ /= m
+    for l in range(L, 0, -1):
+        A_prev = activations[l - 1]
+        xp.dot(dZ, A_prev.T, out=grads[f"dW{l}"])
+        xp.sum(dZ, axis=1, keepdims=True, out=grads[f"db{l}"])
+        if l > 1:
+            dA = xp.dot(parameters[f"W{l}"].T, dZ)
+            dZ = xp.multiply(dA, A_prev > 0, out=dA)  # relu'(z), read from a = relu(z)
+    return grads
+
+
+def predict(X, parameters: dict):
+    """Labels: 1 where the network's output is strictly above 0.5, else 0.
+
+    Returns
+    -------
+    ndarray of shape (1, m), dtype int64
+    """
+    AL, _ = forward_propagation(X, parameters)
+    return (AL > 0.5).astype(numpy.int64)
+
+
+def accuracy(X, Y, parameters: dict) -> float:
+    """The fraction of examples where :func:`predict` equals ``Y`` (read to the host)."""
+    p = predict(X, parameters)
+    xp = get_xp(p, Y)
+    return float(xp.mean(p == Y))
+
+
+def gradient_check(parameters: dict, X, Y, epsilon: float = 1e-7) -> float:
+    """Relative difference between backward's gradients and centred differences.
+
+    ``||grad - approx|| / (||grad|| + ||approx||)`` with
+    ``approx_i = (J(theta + eps e_i) - J(theta - eps e_i)) / (2 eps)`` and ``J`` the mean
+    cost. ``grad`` comes from :func:`backward_propagation` in the parameters' dtype; the
+    differences are taken in float64 on the host (in float32 they would be rounding noise),
+    so the result measures the backward pass's error in its own precision: below about 1e-7
+    for float64, about 1e-4 or less for float32.
+
+    Parameters
+    ----------
+    parameters : dict
+    X : ndarray of shape (n_x, m)
+    Y : ndarray of shape (1, m)
+    epsilon : float
+
+    Returns
+    -------
+    float
+    """
+    if not (isinstance(epsilon, numbers.Real) and epsilon > 0):
+        raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
+    AL, caches = forward_propagation(X, parameters)
+    grad = to_host(backward_propagation(X, Y, caches)).flat.astype(numpy.float64)
+
+    host = FlatDict.pack({k: to_host(v).astype(numpy.float64) for k, v in parameters.items()})
+    X64 = to_host(X).astype(numpy.float64)
+    Y64 = to_host(Y).astype(numpy.float64)
+    m = X64.shape[1]
+
+    def J() -> float:
+        return float(compute_cost(forward_propagation(X64, host)[0], Y64)) / m
+
+    approx = numpy.empty_like(host.flat)
+    for i in range(host.flat.size):
+        keep = host.flat[i]
+        host.flat[i] = keep + epsilon
+        plus = J()
+        host.flat[i] = keep - epsilon
+        minus = J()
+        host.flat[i] = keep
+        approx[i] = (plus - minus) / (2 * epsilon)
+    numerator = numpy.linalg.norm(grad - approx)
+    denominator = numpy.linalg.norm(grad) + numpy.linalg.norm(approx)
+    return float(numerator / denominator) if denominator > 0 else 0.0

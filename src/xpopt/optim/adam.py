@@ -1,0 +1,105 @@
+"""Adam, with bias correction (``t`` counts Adam steps from 1)::
+
+    v = beta1 * v + (1 - beta1) * dW         v_corrected = v / (1 - beta1**t)
+    s = beta2 * s + (1 - beta2) * dW**2      s_corrected = s / (1 - beta2**t)
+    W = W - lr * v_corrected / (sqrt(s_corrected) + epsilon)     (epsilon outside the root)
+"""
+
+from __future__ import annotations
+
+from .. import kernels
+from ..backend import get_xp
+from .base import (Optimizer, apply_update, check_beta, check_epsilon, check_learning_rate,
+                   check_step, zeros_state)
+
+SPEC = kernels.ADAM
+
+
+def adam_rule(xp, param, grad, v, s, a, b, *, lr, beta1, one_minus_beta1, beta2,
+              one_minus_beta2, bias1, bias2, eps):
+    """NumPy twin of :data:`xpopt.kernels.ADAM`, in place (``a``, ``b``: scratch)."""
+    xp.multiply(v, beta1, out=v)
+    xp.multiply(grad, one_minus_beta1, out=a)
+    xp.add(v, a, out=v)
+    xp.multiply(s, beta2, out=s)
+    xp.multiply(grad, grad, out=a)
+    xp.multiply(a, one_minus_beta2, out=a)
+    xp.add(s, a, out=s)
+    xp.divide(v, bias1, out=a)       # v_corrected
+    xp.multiply(a, lr, out=a)
+    xp.divide(s, bias2, out=b)       # s_corrected
+    xp.sqrt(b, out=b)
+    xp.add(b, eps, out=b)
+    xp.divide(a, b, out=a)
+    xp.subtract(param, a, out=param)
+
+
+def adam_scalars(learning_rate: float, beta1: float, beta2: float, epsilon: float,
+                 t: int) -> dict[str, float]:
+    return {
+        "lr": learning_rate,
+        "beta1": beta1, "one_minus_beta1": 1 - beta1,
+        "beta2": beta2, "one_minus_beta2": 1 - beta2,
+        "bias1": 1 - beta1**t, "bias2": 1 - beta2**t,
+        "eps": epsilon,
+    }
+
+
+class Adam(Optimizer):
+    """Adam. ``Adam(learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8, fused=True)``."""
+
+    spec = SPEC
+    rule = adam_rule
+    slots = ("v", "s")
+
+    def __init__(self, learning_rate: float = 0.01, beta1: float = 0.9, beta2: float = 0.999,
+                 epsilon: float = 1e-8, *, fused: bool = True):
+        super().__init__(learning_rate, fused=fused)
+        self.beta1 = check_beta(beta1, "beta1")
+        self.beta2 = check_beta(beta2, "beta2")
+        self.epsilon = check_epsilon(epsilon)
+
+    def scalars(self, learning_rate, t):
+        return adam_scalars(learning_rate, self.beta1, self.beta2, self.epsilon, t)
+
+    def hyperparameters(self):
+        return {"learning_rate": self.learning_rate, "beta1": self.beta1, "beta2": self.beta2,
+                "epsilon": self.epsilon}
+
+
+def initialize_adam(parameters: dict) -> tuple[dict, dict]:
+    """Zero moments ``(v, s)``, each keyed ``dW1, db1, ...`` with the parameters' shapes."""
+    return zeros_state(parameters), zeros_state(parameters)
+
+
+def update_parameters_with_adam(parameters: dict, grads: dict, v: dict, s: dict, t: int,
+                                learning_rate: float = 0.01, beta1: float = 0.9,
+                                beta2: float = 0.999, epsilon: float = 1e-8):
+    """The course's Adam step, in place.
+
+    Parameters
+    ----------
+    parameters : dict of str to ndarray
+        ``W1`` of shape (n_1, n_0), ``b1`` of shape (n_1, 1), ...
+    grads : dict of str to ndarray
+        ``dW1, db1, ...`` of the same shapes.
+    v, s : dict of str to ndarray
+        First and second moment estimates, keyed like ``grads``.
+    t : int
+        This step's number, from 1.
+    learning_rate, beta1, beta2, epsilon : float
+
+    Returns
+    -------
+    parameters, v, s : dict
+        The same dicts, updated.
+    v_corrected, s_corrected : dict
+        New dicts ``v / (1 - beta1**t)`` and ``s / (1 - beta2**t)`` (the course returns them;
+        the update itself does not store them).
+    """
+    scalars = adam_scalars(check_learning_rate(learning_rate), check_beta(beta1, "beta1"),
+                           check_beta(beta2, "beta2"), check_epsilon(epsilon), check_step(t))
+    apply_update(SPEC, adam_rule, parameters, grads, {"v": v, "s": s}, scalars)
+    v_corrected = {k: get_xp(x).divide(x, scalars["bias1"]) for k, x in v.items()}
+    s_corrected = {k: get_xp(x).divide(x, scalars["bias2"]) for k, x in s.items()}
+    return parameters, v, s, v_corrected, s_corrected

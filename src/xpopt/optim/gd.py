@@ -1,0 +1,50 @@
+"""Gradient descent: ``W = W - lr * dW``.
+
+Batch, stochastic and mini-batch gradient descent differ only in the mini-batch size given
+to the training loop; the update is the same.
+"""
+
+from __future__ import annotations
+
+from .. import kernels
+from .base import Optimizer, apply_update, check_learning_rate
+
+SPEC = kernels.GD
+
+
+def gd_rule(xp, param, grad, a, b, *, lr):
+    """NumPy twin of :data:`xpopt.kernels.GD`, in place (``a``, ``b``: scratch)."""
+    xp.multiply(grad, lr, out=a)
+    xp.subtract(param, a, out=param)
+
+
+class GD(Optimizer):
+    """Gradient descent. ``GD(learning_rate, fused=True)``."""
+
+    spec = SPEC
+    rule = gd_rule
+    slots = ()
+
+    def scalars(self, learning_rate, t):
+        return {"lr": learning_rate}
+
+
+def update_parameters_with_gd(parameters: dict, grads: dict, learning_rate: float) -> dict:
+    """The course's gradient-descent step, in place.
+
+    Parameters
+    ----------
+    parameters : dict of str to ndarray
+        ``W1`` of shape (n_1, n_0), ``b1`` of shape (n_1, 1), ... (NumPy or CuPy).
+    grads : dict of str to ndarray
+        ``dW1, db1, ...`` of the same shapes.
+    learning_rate : float
+
+    Returns
+    -------
+    parameters : dict
+        The same dict, updated.
+    """
+    lr = check_learning_rate(learning_rate)
+    apply_update(SPEC, gd_rule, parameters, grads, {}, {"lr": lr})
+    return parameters

@@ -1,0 +1,76 @@
+"""RMSprop: ``s = beta2 * s + (1 - beta2) * dW**2``; ``W = W - lr * dW / (sqrt(s) + epsilon)``."""
+
+from __future__ import annotations
+
+from .. import kernels
+from .base import (Optimizer, apply_update, check_beta, check_epsilon, check_learning_rate,
+                   zeros_state)
+
+SPEC = kernels.RMSPROP
+
+
+def rmsprop_rule(xp, param, grad, s, a, b, *, lr, beta2, one_minus_beta2, eps):
+    """NumPy twin of :data:`xpopt.kernels.RMSPROP`, in place (``a``, ``b``: scratch)."""
+    xp.multiply(s, beta2, out=s)
+    xp.multiply(grad, grad, out=a)
+    xp.multiply(a, one_minus_beta2, out=a)
+    xp.add(s, a, out=s)
+    xp.multiply(grad, lr, out=a)
+    xp.sqrt(s, out=b)
+    xp.add(b, eps, out=b)
+    xp.divide(a, b, out=a)
+    xp.subtract(param, a, out=param)
+
+
+def rmsprop_scalars(learning_rate: float, beta2: float, epsilon: float) -> dict[str, float]:
+    return {"lr": learning_rate, "beta2": beta2, "one_minus_beta2": 1 - beta2, "eps": epsilon}
+
+
+class RMSprop(Optimizer):
+    """RMSprop. ``RMSprop(learning_rate, beta2=0.999, epsilon=1e-8, fused=True)``."""
+
+    spec = SPEC
+    rule = rmsprop_rule
+    slots = ("s",)
+
+    def __init__(self, learning_rate: float = 0.01, beta2: float = 0.999, epsilon: float = 1e-8,
+                 *, fused: bool = True):
+        super().__init__(learning_rate, fused=fused)
+        self.beta2 = check_beta(beta2, "beta2")
+        self.epsilon = check_epsilon(epsilon)
+
+    def scalars(self, learning_rate, t):
+        return rmsprop_scalars(learning_rate, self.beta2, self.epsilon)
+
+    def hyperparameters(self):
+        return {"learning_rate": self.learning_rate, "beta2": self.beta2, "epsilon": self.epsilon}
+
+
+def initialize_rmsprop(parameters: dict) -> dict:
+    """Zero second moments ``s["dW1"], s["db1"], ...`` of the parameters' shapes."""
+    return zeros_state(parameters)
+
+
+def update_parameters_with_rmsprop(parameters: dict, grads: dict, s: dict, learning_rate: float = 0.01,
+                                   beta2: float = 0.999, epsilon: float = 1e-8) -> tuple[dict, dict]:
+    """One RMSprop step (the week's lectures), in place.
+
+    Parameters
+    ----------
+    parameters : dict of str to ndarray
+        ``W1`` of shape (n_1, n_0), ``b1`` of shape (n_1, 1), ...
+    grads : dict of str to ndarray
+        ``dW1, db1, ...`` of the same shapes.
+    s : dict of str to ndarray
+        Moving averages of the squared gradients, keyed like ``grads``.
+    learning_rate, beta2, epsilon : float
+
+    Returns
+    -------
+    parameters, s : dict
+        The same dicts, updated.
+    """
+    scalars = rmsprop_scalars(check_learning_rate(learning_rate), check_beta(beta2, "beta2"),
+                              check_epsilon(epsilon))
+    apply_update(SPEC, rmsprop_rule, parameters, grads, {"s": s}, scalars)
+    return parameters, s
