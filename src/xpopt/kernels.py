@@ -11,6 +11,9 @@ Conventions, in the style of CuPy's ``ElementwiseKernel``:
 - scalars (``lr``, ``beta``, ``one_minus_beta``, the bias corrections ``bias1 = 1 - beta1**t``
   and ``bias2 = 1 - beta2**t``) are computed on the host once per step and passed as ``T``:
   a float32 kernel does no FP64 arithmetic (no double literals, no double scalars);
+- kernels are compiled with ``--fmad=false``: no multiply-add contraction, so every
+  operation is rounded once, as NumPy rounds it, and the GPU, the host build of the same
+  text and NumPy agree bit for bit (the update is memory-bound: FMA would save nothing);
 - the expressions keep the course's order of operations, so the NumPy twin in
   ``xpopt.optim`` computes the same values.
 
@@ -43,6 +46,8 @@ class KernelSpec:
         Code placed before the kernel.
     scalars : tuple of str
         The in_params passed as one value of type ``T`` rather than as arrays.
+    options : tuple of str
+        Compiler options (NVRTC and nvcc accept both).
     """
 
     name: str
@@ -51,6 +56,7 @@ class KernelSpec:
     operation: str
     preamble: str = ""
     scalars: tuple = ()
+    options: tuple = ("--fmad=false",)
 
     @functools.cached_property
     def params(self) -> tuple[tuple[str, str, str], ...]:
@@ -134,7 +140,7 @@ def get_kernel(spec: KernelSpec):
             if kernel is None:
                 kernel = cupy.ElementwiseKernel(
                     spec.in_params, spec.out_params, spec.operation, spec.name,
-                    preamble=spec.preamble,
+                    preamble=spec.preamble, options=spec.options, no_return=True,
                 )
                 _cache[spec.name] = kernel
     return kernel
