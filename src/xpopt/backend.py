@@ -210,28 +210,30 @@ def get_xp(*arrays: Any):
     TypeError
         If NumPy and CuPy arrays are mixed, or an argument is not an array.
     """
-    found_numpy = found_cupy = None
-    for i, a in enumerate(arrays):
-        if a is None or isinstance(a, (bool, int, float, complex)):
+    found_numpy = found_cupy = False
+    for a in arrays:
+        kind = type(a)
+        if kind is numpy.ndarray:  # the common case first: this runs several times a step
+            found_numpy = True
+        elif a is None or kind in (bool, int, float, complex):
             continue
-        if isinstance(a, (numpy.ndarray, numpy.generic)):
-            found_numpy = found_numpy if found_numpy is not None else i
+        elif isinstance(a, (numpy.ndarray, numpy.generic)):
+            found_numpy = True
         elif is_cupy_array(a):
-            found_cupy = found_cupy if found_cupy is not None else i
+            found_cupy = True
         else:
-            raise TypeError(
-                f"expected NumPy or CuPy arrays, got {type(a).__module__}.{type(a).__name__} "
-                f"(argument {i})"
-            )
-    if found_numpy is not None and found_cupy is not None:
+            raise TypeError(f"expected NumPy or CuPy arrays, got {kind.__module__}.{kind.__name__}")
+    if found_numpy and found_cupy:
+        kinds = ", ".join(f"{i}: {'cupy' if is_cupy_array(a) else 'numpy'}" for i, a in enumerate(arrays)
+                          if a is not None and type(a) not in (bool, int, float, complex))
         raise TypeError(
-            f"NumPy and CuPy arrays are mixed (argument {found_numpy} is a numpy.ndarray, "
-            f"argument {found_cupy} a cupy.ndarray). Put them on one device first: "
+            f"NumPy and CuPy arrays are mixed (arguments {kinds}): numpy.ndarray and "
+            "cupy.ndarray cannot be combined. Put them on one device first: "
             "xpopt.to_device(x) moves to the GPU, xpopt.to_host(x) to the CPU."
         )
-    if found_cupy is not None:
+    if found_cupy:
         return sys.modules["cupy"]
-    if found_numpy is not None:
+    if found_numpy:
         return numpy
     return _backend_module(get_backend())
 

@@ -13,6 +13,7 @@ the arrays back into a buffer.
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Iterable, Sequence
 
 import numpy
@@ -97,12 +98,8 @@ class FlatDict(dict):
     @property
     def packed(self) -> bool:
         """True while every key still holds its view into ``flat`` (nothing was rebound)."""
-        if dict.__len__(self) != len(self._views):
-            return False
-        for held, view in zip(dict.values(self), self._views):
-            if held is not view:
-                return False
-        return True
+        return (dict.__len__(self) == len(self._views)
+                and all(map(operator.is_, dict.values(self), self._views)))
 
     @property
     def dtype(self):

@@ -7,6 +7,7 @@ reused one. Everything runs on the arrays' own module (NumPy or CuPy) and keeps 
 
 from __future__ import annotations
 
+import functools
 import numbers
 from typing import Any, NamedTuple, Sequence
 
@@ -16,7 +17,8 @@ from .backend import get_xp, to_device, to_host
 from .flat import FlatDict
 
 __all__ = [
-    "Caches", "accuracy", "backward_propagation", "compute_cost", "forward_propagation",
+    "Caches", "Workspace", "accuracy", "backward_propagation", "compute_cost", "epoch_cost",
+    "forward_propagation",
     "gradient_check", "initialize_parameters", "predict",
 ]
 
@@ -88,13 +90,68 @@ class Caches(NamedTuple):
         ``(X, A1, ..., AL)``; ``A_l`` has shape (n_l, m).
     parameters : dict
         The parameters the pass used (the backward pass reads ``W_l``).
+    workspace : Workspace or None
+        The buffers the pass wrote into, if any.
     """
 
     activations: tuple
     parameters: dict
+    workspace: Any = None
 
 
-def forward_propagation(X, parameters: dict) -> tuple[Any, Caches]:
+class Workspace:
+    """Reusable buffers for the passes of one network at one batch width.
+
+    A training loop that keeps one per batch width runs :func:`forward_propagation` and
+    :func:`backward_propagation` without allocating: activations, ReLU masks, the backward
+    temporaries and the gradients all live here. Each pass overwrites them, so a result
+    (``AL``, caches, grads) is valid until the next pass with the same workspace.
+    A forward pass with a workspace leaves NumPy's error state alone (entering
+    ``numpy.errstate`` costs more than a small layer): wrap the loop in
+    ``numpy.errstate(over="ignore")`` to silence the overflow of ``exp(-z)`` for very
+    negative ``z`` (where the sigmoid is 0, correctly).
+
+    Parameters
+    ----------
+    parameters : FlatDict
+        Packed parameters ``W1, b1, ...`` (views are taken once, here).
+    m : int
+        The batch width (number of columns of ``X``).
+    grads : FlatDict, optional
+        The gradient buffer to write into; a new one when None. Workspaces of different
+        widths may share one.
+    """
+
+    def __init__(self, parameters: FlatDict, m: int, grads: FlatDict | None = None):
+        if not (isinstance(parameters, FlatDict) and parameters.packed):
+            raise TypeError("a Workspace needs packed FlatDict parameters")
+        L = _num_layers(parameters)
+        xp = get_xp(parameters.flat)
+        dtype = parameters.flat.dtype
+        self.parameters = parameters
+        self.xp = xp
+        self.m = int(m)
+        self.W = [parameters[f"W{l}"] for l in range(1, L + 1)]
+        self.b = [parameters[f"b{l}"] for l in range(1, L + 1)]
+        self.A = [xp.empty((W.shape[0], m), dtype) for W in self.W]
+        self.dZ = [xp.empty((W.shape[0], m), dtype) for W in self.W]
+        self.mask = [xp.empty((W.shape[0], m), bool) for W in self.W[:-1]]
+        self.grads = grads if grads is not None else _new_grads(parameters, xp, dtype)
+        self.gW = [self.grads[f"dW{l}"] for l in range(1, L + 1)]
+        self.gb = [self.grads[f"db{l}"] for l in range(1, L + 1)]
+
+
+def _new_grads(parameters: dict, xp, dtype) -> FlatDict:
+    if isinstance(parameters, FlatDict):
+        layout = tuple(("d" + k, shape) for k, shape in parameters.layout)
+    else:
+        L = _num_layers(parameters)
+        layout = tuple((f"d{k}", tuple(parameters[k].shape)) for l in range(1, L + 1)
+                       for k in (f"W{l}", f"b{l}"))
+    return FlatDict.empty(layout, xp, dtype)
+
+
+def forward_propagation(X, parameters: dict, workspace: Workspace | None = None) -> tuple[Any, Caches]:
     """LINEAR -> RELU for layers 1..L-1, LINEAR -> SIGMOID for layer L.
 
     Parameters
@@ -102,6 +159,8 @@ def forward_propagation(X, parameters: dict) -> tuple[Any, Caches]:
     X : ndarray of shape (n_x, m)
     parameters : dict
         ``W_l`` of shape (n_l, n_{l-1}), ``b_l`` of shape (n_l, 1); same module and dtype as X.
+    workspace : Workspace, optional
+        Buffers to compute into (built for these parameters and this ``m``), for loops.
 
     Returns
     -------
@@ -109,30 +168,46 @@ def forward_propagation(X, parameters: dict) -> tuple[Any, Caches]:
         ``sigmoid(W_L A_{L-1} + b_L)``.
     caches : Caches
     """
-    L = _num_layers(parameters)
-    xp = get_xp(X, parameters["W1"])
-    if X.dtype != parameters["W1"].dtype:
-        raise TypeError(f"X is {X.dtype} but the parameters are {parameters['W1'].dtype}; "
-                        "convert one of them (no silent promotion)")
+    if workspace is None:
+        xp = get_xp(X, parameters["W1"])
+        L = _num_layers(parameters)
+        if X.dtype != parameters["W1"].dtype:
+            raise TypeError(f"X is {X.dtype} but the parameters are {parameters['W1'].dtype}; "
+                            "convert one of them (no silent promotion)")
+        Ws = [parameters[f"W{l}"] for l in range(1, L + 1)]
+        bs = [parameters[f"b{l}"] for l in range(1, L + 1)]
+        outs = [None] * L
+    else:
+        if workspace.parameters is not parameters or X.shape[1] != workspace.m:
+            raise ValueError("this workspace was built for other parameters or another batch width")
+        # a foreign X (other module or dtype) fails in the first dot with the library's error
+        xp, Ws, bs, outs = workspace.xp, workspace.W, workspace.b, workspace.A
+        L = len(Ws)
     A = X
     activations = [X]
-    for l in range(1, L + 1):
-        Z = xp.dot(parameters[f"W{l}"], A)
-        Z += parameters[f"b{l}"]
-        if l < L:
+    for l in range(L):
+        Z = xp.dot(Ws[l], A, out=outs[l])
+        xp.add(Z, bs[l], out=Z)
+        if l < L - 1:
             xp.maximum(Z, 0, out=Z)  # relu(z) = maximum(0, z)
         else:  # sigmoid(z) = 1 / (1 + exp(-z)), in place
             xp.negative(Z, out=Z)
-            if xp is numpy:
+            if xp is numpy and workspace is None:
                 with numpy.errstate(over="ignore"):  # exp(-z) = inf gives sigmoid(z) = 0
                     numpy.exp(Z, out=Z)
-            else:
+            else:  # a loop with a workspace sets the errstate once, around all its steps
                 xp.exp(Z, out=Z)
             xp.add(Z, 1, out=Z)
             xp.divide(1, Z, out=Z)
         A = Z
         activations.append(A)
-    return A, Caches(tuple(activations), parameters)
+    return A, Caches(tuple(activations), parameters, workspace)
+
+
+@functools.lru_cache(maxsize=8)
+def _clip_bounds(dtype) -> tuple[float, float]:
+    info = numpy.finfo(dtype)
+    return float(info.tiny), float(1 - info.epsneg)
 
 
 def compute_cost(AL, Y):
@@ -159,10 +234,52 @@ def compute_cost(AL, Y):
     xp = get_xp(AL, Y)
     if AL.shape != Y.shape:
         raise ValueError(f"AL and Y must have the same shape, got {AL.shape} and {Y.shape}")
-    info = numpy.finfo(AL.dtype)
-    a = xp.clip(AL, info.tiny, 1 - info.epsneg)
-    logprobs = xp.multiply(-xp.log(a), Y) + xp.multiply(-xp.log(1 - a), 1 - Y)
-    return xp.asarray(xp.sum(logprobs))
+    logprobs = _logprobs(xp, AL, Y)
+    total = numpy.add.reduce(logprobs, axis=None) if xp is numpy else xp.sum(logprobs)
+    return xp.asarray(total)
+
+
+def _logprobs(xp, AL, Y):
+    """``-log(a) * Y - log(1 - a) * (1 - Y)`` elementwise, ``a`` clipped (see compute_cost)."""
+    low, high = _clip_bounds(AL.dtype)
+    a = xp.minimum(xp.maximum(AL, low), high)
+    return xp.multiply(-xp.log(a), Y) + xp.multiply(-xp.log(1 - a), 1 - Y)
+
+
+def epoch_cost(AL, Y, mini_batch_size: int):
+    """The course's epoch total at once: the sum, batch after batch, of each mini-batch's
+    :func:`compute_cost`, from the whole epoch's outputs.
+
+    Bit for bit what a loop of ``total += compute_cost(AL_k, Y_k)`` gives on NumPy (each
+    batch summed as ``compute_cost`` sums it, the batch sums added in order), with a
+    dozen array operations per epoch instead of per step.
+
+    Parameters
+    ----------
+    AL : ndarray of shape (1, m)
+        The epoch's outputs, batch after batch (``AL_k`` in columns ``k*b:(k+1)*b``).
+    Y : ndarray of shape (1, m)
+        The labels in the same (shuffled) order.
+    mini_batch_size : int
+        ``b``; the last batch holds the ``m % b`` remaining columns.
+
+    Returns
+    -------
+    ndarray of shape ()
+    """
+    xp = get_xp(AL, Y)
+    if AL.shape != Y.shape or AL.shape[0] != 1:
+        raise ValueError(f"AL and Y must both have shape (1, m), got {AL.shape} and {Y.shape}")
+    logprobs = _logprobs(xp, AL, Y)[0]
+    m = logprobs.shape[0]
+    full = m // mini_batch_size
+    batch_sum = numpy.add.reduce if xp is numpy else xp.sum
+    tail = batch_sum(logprobs[full * mini_batch_size:], axis=0) if m % mini_batch_size else None
+    if full == 0:
+        return tail
+    sums = batch_sum(logprobs[: full * mini_batch_size].reshape(full, mini_batch_size), axis=1)
+    total = xp.cumsum(sums)[-1]  # a running sum, in batch order, as the loop adds them
+    return total if tail is None else total + tail
 
 
 def backward_propagation(X, Y, caches: Caches, grads: FlatDict | None = None) -> FlatDict:
@@ -176,39 +293,46 @@ def backward_propagation(X, Y, caches: Caches, grads: FlatDict | None = None) ->
     X : ndarray of shape (n_x, m)
     Y : ndarray of shape (1, m)
     caches : Caches
-        From :func:`forward_propagation` on this ``X``.
+        From :func:`forward_propagation` on this ``X`` (with its workspace, if it had one:
+        then the temporaries and the gradients live there too).
     grads : FlatDict, optional
         A gradient buffer to write into (``dW1, db1, ...``), reused between steps; a new one
-        when None.
+        when None (and no workspace).
 
     Returns
     -------
     grads : FlatDict
         ``dW_l`` of shape (n_l, n_{l-1}), ``db_l`` of shape (n_l, 1).
     """
-    activations, parameters = caches
+    activations, parameters, ws = caches
     L = len(activations) - 1
     AL = activations[-1]
-    xp = get_xp(X, Y, AL)
+    xp = get_xp(X, Y, AL) if ws is None else ws.xp
     if Y.shape != AL.shape:
         raise ValueError(f"Y must have shape {AL.shape}, got {Y.shape}")
-    if grads is None or not (isinstance(grads, FlatDict) and grads.packed):
-        if isinstance(parameters, FlatDict):
-            layout = tuple(("d" + k, shape) for k, shape in parameters.layout)
-        else:
-            layout = tuple((f"d{k}", tuple(parameters[k].shape)) for l in range(1, L + 1)
-                           for k in (f"W{l}", f"b{l}"))
-        grads = FlatDict.empty(layout, xp, AL.dtype)
+    if ws is not None:
+        grads, gW, gb, dZs, masks = ws.grads, ws.gW, ws.gb, ws.dZ, ws.mask
+        Ws = ws.W
+    else:
+        if grads is None or not (isinstance(grads, FlatDict) and grads.packed):
+            grads = _new_grads(parameters, xp, AL.dtype)
+        gW = [grads[f"dW{l}"] for l in range(1, L + 1)]
+        gb = [grads[f"db{l}"] for l in range(1, L + 1)]
+        Ws = [parameters[f"W{l}"] for l in range(1, L + 1)]
+        dZs, masks = [None] * L, [None] * L
+    # numpy.add.reduce is numpy.sum without its Python wrapper: the same reduction
+    row_sum = numpy.add.reduce if xp is numpy else xp.sum
     m = X.shape[1]
-    dZ = AL - Y
-    dZ /= m
-    for l in range(L, 0, -1):
-        A_prev = activations[l - 1]
-        xp.dot(dZ, A_prev.T, out=grads[f"dW{l}"])
-        xp.sum(dZ, axis=1, keepdims=True, out=grads[f"db{l}"])
-        if l > 1:
-            dA = xp.dot(parameters[f"W{l}"].T, dZ)
-            dZ = xp.multiply(dA, A_prev > 0, out=dA)  # relu'(z), read from a = relu(z)
+    dZ = xp.subtract(AL, Y, out=dZs[L - 1])
+    xp.divide(dZ, m, out=dZ)
+    for l in range(L - 1, -1, -1):
+        A_prev = activations[l]
+        xp.dot(dZ, A_prev.T, out=gW[l])
+        row_sum(dZ, axis=1, keepdims=True, out=gb[l])
+        if l > 0:
+            dA = xp.dot(Ws[l].T, dZ, out=dZs[l - 1])
+            relu_slope = xp.greater(A_prev, 0, out=masks[l - 1])  # relu'(z), read from relu(z)
+            dZ = xp.multiply(dA, relu_slope, out=dA)
     return grads
 
 

@@ -13,12 +13,15 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
+
+import numpy
 
 from .backend import get_xp, to_host
 from .data import MiniBatcher
 from .flat import FlatDict
-from .network import backward_propagation, compute_cost, forward_propagation, initialize_parameters
+from .network import (Workspace, backward_propagation, compute_cost, epoch_cost,
+                      forward_propagation, initialize_parameters)
 from .optim import GD, Adam, Momentum, Optimizer, OptimizerState, RMSprop
 
 __all__ = ["TrainResult", "make_optimizer", "model", "train", "OPTIMIZERS"]
@@ -183,34 +186,53 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
 
     show = progress if progress is not None else sys.stderr.isatty()
     bar = _Progress(num_epochs, progress_label) if show else None
-    grads = None
+    # One workspace per batch width (the full one and the last, smaller one), sharing one
+    # gradient buffer: the loop then allocates nothing per step.
+    full = Workspace(params, min(mini_batch_size, m))
+    workspaces = {full.m: full}
+    if m % full.m:
+        workspaces[m % full.m] = Workspace(params, m % full.m, grads=full.grads)
+    step = optimizer.bind(params, full.grads, state)
     total = xp.zeros((), dtype=X.dtype)
+    # With one output unit the epoch's cost is computed once per epoch from the outputs
+    # kept here (epoch_cost: the same value as summing compute_cost per batch).
+    epoch_AL = outputs = None
+    if params[f"W{len(params) // 2}"].shape[0] == 1:
+        epoch_AL = xp.empty((1, m), dtype=X.dtype)
+        outputs = [epoch_AL[:, lo:lo + full.m] for lo in range(0, m, full.m)]
     end = num_epochs if stop_after is None else min(num_epochs, start + stop_after)
     t0 = time.perf_counter()
-    for i in range(start, end):
-        total[...] = 0
-        learning_rates.append(optimizer.learning_rate)
-        for batch_X, batch_Y in batcher.epoch(seed + i + 1):
-            AL, caches = forward_propagation(batch_X, params)
-            total += compute_cost(AL, batch_Y)
-            grads = backward_propagation(batch_X, batch_Y, caches, grads)
-            optimizer.update(params, grads, state)
-        cost_avg = total / m
-        if decay is not None:
-            optimizer.learning_rate = decay(learning_rate0, i, decay_rate)
-        if i % record_every == 0:
-            history[i // record_every] = cost_avg
-        if print_cost and i % print_every == 0:
-            print(f"Cost after epoch {i}: {float(cost_avg):f}")
+    with numpy.errstate(over="ignore"):  # exp(-z) = inf in the sigmoid gives 0, correctly
+        for i in range(start, end):
+            learning_rates.append(optimizer.learning_rate)
+            if outputs is None:
+                total[...] = 0
+            for k, (batch_X, batch_Y) in enumerate(batcher.epoch(seed + i + 1)):
+                AL, caches = forward_propagation(batch_X, params, workspaces[batch_X.shape[1]])
+                if outputs is None:
+                    total += compute_cost(AL, batch_Y)
+                else:
+                    outputs[k][...] = AL
+                backward_propagation(batch_X, batch_Y, caches)  # into full.grads
+                step()
+            if outputs is not None:
+                total = epoch_cost(epoch_AL, batcher.shuffled_Y, full.m)
+            cost_avg = total / m
             if decay is not None:
-                print(f"learning rate after epoch {i}: {optimizer.learning_rate:f}")
-        if bar is not None and (i % record_every == 0 or i == end - 1):
-            bar.show(i + 1, float(cost_avg))
-        if checkpoint is not None and ((i + 1) % checkpoint_every == 0 or i == end - 1):
-            ckpt.save(checkpoint, parameters=params, state=state, epoch=i + 1, seed=seed,
-                      learning_rate=optimizer.learning_rate, learning_rates=learning_rates,
-                      costs=to_host(history[: i // record_every + 1]).tolist(),
-                      optimizer=optimizer, mini_batch_size=mini_batch_size)
+                optimizer.learning_rate = decay(learning_rate0, i, decay_rate)
+            if i % record_every == 0:
+                history[i // record_every] = cost_avg
+            if print_cost and i % print_every == 0:
+                print(f"Cost after epoch {i}: {float(cost_avg):f}")
+                if decay is not None:
+                    print(f"learning rate after epoch {i}: {optimizer.learning_rate:f}")
+            if bar is not None and (i % record_every == 0 or i == end - 1):
+                bar.show(i + 1, float(cost_avg))
+            if checkpoint is not None and ((i + 1) % checkpoint_every == 0 or i == end - 1):
+                ckpt.save(checkpoint, parameters=params, state=state, epoch=i + 1, seed=seed,
+                          learning_rate=optimizer.learning_rate, learning_rates=learning_rates,
+                          costs=to_host(history[: i // record_every + 1]).tolist(),
+                          optimizer=optimizer, mini_batch_size=mini_batch_size)
     costs = to_host(history[: (end - 1) // record_every + 1] if end > 0 else history[:0]).tolist()
     wall = time.perf_counter() - t0
     if bar is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -147,6 +148,65 @@ def _groups(parameters: dict, named: dict[str, dict], packed: bool) -> list[dict
     return groups
 
 
+class UpdatePlan:
+    """One validated update: the groups of arrays, their chunks and scratch, ready to run.
+
+    Built once per set of dicts; :meth:`run` then only launches (the kernel on CuPy, the twin
+    chunk by chunk on NumPy). :class:`Optimizer` keeps the plan between steps while the
+    same packed FlatDicts come back, so a training step does no validation work.
+    """
+
+    def __init__(self, spec, rule, parameters, grads, state, *, fused=True, scratch=None):
+        named = {"grads": grads, **state}
+        packed = _packed_together(parameters, named)
+        if not packed:
+            _validate_dicts(parameters, named)
+        roles = {"grads": "grad", **{r: r for r in state}}
+        named = {roles[k]: d for k, d in named.items()}
+        self.spec, self.rule, self.packed = spec, rule, packed
+        self.key = (parameters, grads, *state.values())
+        groups = _groups(parameters, named, packed)
+        first = groups[0]["param"]
+        self.xp = get_xp(first)
+        self.requested_fused = bool(fused)
+        self.fused = self.requested_fused and is_cupy_array(first)
+        if self.fused:
+            self.kernel_groups = groups
+            return
+        scratch = scratch if scratch is not None else Scratch()
+        on_cpu = self.xp is numpy
+        order = ["param", "grad", *state]
+        self.calls = []
+        for group in groups:
+            arrays = [group[r] for r in order]
+            if all(a.flags.c_contiguous for a in arrays):
+                arrays = [a.reshape(-1) for a in arrays]
+                n = arrays[0].shape[0]
+                step = min(n, CHUNK) if on_cpu else n
+                a, b = scratch.get(self.xp, arrays[0].dtype, step)
+                for lo in range(0, n, step):
+                    hi = min(lo + step, n)
+                    self.calls.append((*[x[lo:hi] for x in arrays], a[: hi - lo], b[: hi - lo]))
+            else:  # a strided user array: no flat view of it exists, so update it whole
+                self.calls.append((*arrays, self.xp.empty_like(arrays[0]), self.xp.empty_like(arrays[0])))
+
+    def still_valid(self, parameters, grads, state_dicts) -> bool:
+        """True for the same packed dicts the plan was built from."""
+        key = (parameters, grads, *state_dicts)
+        return (self.packed and len(key) == len(self.key)
+                and all(map(operator.is_, key, self.key))
+                and all([d.packed for d in key]))
+
+    def run(self, scalars: dict[str, float]) -> None:
+        if self.fused:
+            for group in self.kernel_groups:
+                kernels.launch(self.spec, group, scalars)
+            return
+        rule, xp = self.rule, self.xp
+        for args in self.calls:
+            rule(xp, *args, **scalars)
+
+
 def apply_update(
     spec: kernels.KernelSpec,
     rule: Rule,
@@ -181,34 +241,7 @@ def apply_update(
     scratch : Scratch, optional
         Reused temporaries; a fresh one when None.
     """
-    named = {"grads": grads, **state}
-    packed = _packed_together(parameters, named)
-    if not packed:
-        _validate_dicts(parameters, named)
-    roles = {"grads": "grad", **{r: r for r in state}}
-    named = {roles[k]: d for k, d in named.items()}
-    groups = _groups(parameters, named, packed)
-    if is_cupy_array(groups[0]["param"]) and fused:
-        for group in groups:
-            kernels.launch(spec, group, scalars)
-        return
-    xp = get_xp(groups[0]["param"])
-    scratch = scratch if scratch is not None else Scratch()
-    on_cpu = xp is numpy
-    order = ["param", "grad", *state]
-    for group in groups:
-        arrays = [group[r] for r in order]
-        if all(a.flags.c_contiguous for a in arrays):
-            arrays = [a.reshape(-1) for a in arrays]
-            n = arrays[0].shape[0]
-            step = min(n, CHUNK) if on_cpu else n
-            a, b = scratch.get(xp, arrays[0].dtype, step)
-            for lo in range(0, n, step):
-                hi = min(lo + step, n)
-                rule(xp, *[x[lo:hi] for x in arrays], a[: hi - lo], b[: hi - lo], **scalars)
-        else:  # a strided user array: no flat view exists, so update it whole
-            a, b = xp.empty_like(arrays[0]), xp.empty_like(arrays[0])
-            rule(xp, *arrays, a, b, **scalars)
+    UpdatePlan(spec, rule, parameters, grads, state, fused=fused, scratch=scratch).run(scalars)
 
 
 # ----------------------------------------------------------------- state and objects
@@ -242,6 +275,7 @@ class OptimizerState:
     v: dict | None = None
     s: dict | None = None
     scratch: Scratch = field(default_factory=Scratch, repr=False)
+    plan: UpdatePlan | None = field(default=None, repr=False, compare=False)
 
 
 class Optimizer:
@@ -292,10 +326,34 @@ class Optimizer:
         """
         lr = self._learning_rate if learning_rate is None else check_learning_rate(learning_rate)
         t = state.t + 1
-        apply_update(self.spec, type(self).rule, parameters, grads,
-                     {slot: getattr(state, slot) for slot in self.slots},
-                     self.scalars(lr, t), fused=self.fused, scratch=state.scratch)
+        slots = [getattr(state, slot) for slot in self.slots]
+        plan = state.plan
+        if plan is None or plan.requested_fused != self.fused or not plan.still_valid(parameters, grads, slots):
+            plan = UpdatePlan(self.spec, type(self).rule, parameters, grads,
+                              dict(zip(self.slots, slots)), fused=self.fused, scratch=state.scratch)
+            state.plan = plan if plan.packed else None
+        plan.run(self.scalars(lr, t))
         state.t = t
+
+    def bind(self, parameters: dict, grads: dict, state: OptimizerState) -> Callable[[], None]:
+        """A step function for a loop that owns these dicts: ``step()`` is ``update(...)``.
+
+        Everything is validated once, here; each ``step()`` then only computes this step's
+        scalars (from the current ``learning_rate`` and ``state.t``) and launches. The
+        caller must not rebind keys of the dicts while it uses the step (training loops
+        don't: they write gradients into the same buffers every step).
+        """
+        slots = {slot: getattr(state, slot) for slot in self.slots}
+        plan = UpdatePlan(self.spec, type(self).rule, parameters, grads, slots,
+                          fused=self.fused, scratch=state.scratch)
+        run, scalars = plan.run, self.scalars
+
+        def step() -> None:
+            t = state.t + 1
+            run(scalars(self._learning_rate, t))
+            state.t = t
+
+        return step
 
     def __repr__(self) -> str:
         hyper = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
