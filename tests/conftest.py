@@ -35,10 +35,19 @@ def gpu_unavailable_reason() -> str | None:
     return backend.cuda_unavailable_reason()
 
 
+REQUIRE_GPU = os.environ.get("XPOPT_REQUIRE_GPU", "").strip() == "1"
+
+
 def require_gpu() -> None:
-    """Skip the calling test, visibly, where there is no usable GPU."""
+    """Skip the calling test, visibly, where there is no usable GPU.
+
+    Under ``XPOPT_REQUIRE_GPU=1`` (the GPU CI job, ci/gpu.sh) a missing GPU is a failure
+    instead: there, a skipped GPU test would be a check that silently did not run.
+    """
     why = gpu_unavailable_reason()
     if why is not None:
+        if REQUIRE_GPU:
+            pytest.fail(f"XPOPT_REQUIRE_GPU=1 but there is no usable GPU: {why}")
         pytest.skip(f"no usable GPU: {why}")
 
 

@@ -2,7 +2,7 @@
 
 Exit status: 0 on success; 2 for a usage problem (bad arguments, with argparse's message;
 ``--strict`` with a backend that cannot be used; figures asked for without matplotlib);
-1 when a checkpoint cannot be used for the run.
+1 when a checkpoint cannot be used for the run; 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ on the GPU."""
 
 EXIT_CODES = """\
 exit status:
-  0  success
-  1  a checkpoint cannot be used for this run
-  2  bad arguments, --strict without a usable GPU, or figures without matplotlib"""
+  0    success
+  1    a checkpoint cannot be used for this run
+  2    bad arguments, --strict without a usable GPU, or figures without matplotlib
+  130  interrupted (Ctrl-C); a checkpointed run keeps its last save"""
 
 COURSE_LR, DECAY_LR = 0.0007, 0.1  # the notebook's rate, and its decay section's
 
@@ -238,23 +239,36 @@ def _info(args) -> int:
     return 0
 
 
-def _announce_resume(path: Path) -> None:
+def _announce_resume(path: Path, epochs: int) -> int:
+    """Say where a resumed run starts; returns the epochs the checkpoint has done."""
     try:
         done = load_checkpoint(path).epoch
     except CheckpointError as exc:
         raise _Failure(str(exc), 1) from None
+    if done > epochs:
+        # train() would return the checkpoint's later parameters labelled as `epochs` epochs.
+        raise _Failure(f"{path} has done {done} epochs, more than --epochs {epochs}", 1)
     print(f"Resuming from {path} at epoch {done}")
+    return done
 
 
 def _train(args) -> int:
+    """``xpopt train``: one run as the course's model(), its lines, a summary, figures."""
     if args.resume and args.checkpoint is None:
         args.parser.error("--resume needs --checkpoint PATH")
     if args.plot_dir is not None:
         _require_plots("or leave out --plot-dir")
+    if args.checkpoint is not None:
+        # Fail now, not at the first save (epoch 1000) after minutes of training.
+        try:
+            args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _Failure(f"cannot write the checkpoint there: {exc}", 2) from None
     with _backend_context(args):
         X, Y = load_moons(dtype=numpy.dtype(args.dtype))
+        start = 0
         if args.resume and args.checkpoint.exists():
-            _announce_resume(args.checkpoint)
+            start = _announce_resume(args.checkpoint, args.epochs)
         try:
             row = experiment.train_timed(
                 X, Y, args.optimizer, learning_rate=args.learning_rate, **_hyperparameters(args),
@@ -268,15 +282,16 @@ def _train(args) -> int:
             raise _Failure(str(exc), 1) from None
         device = _device_line()
     figures = _train_figures(row, args, X, Y) if args.plot_dir is not None else None
-    _print_summary(row, args, m=X.shape[1], device=device, figures=figures)
+    _print_summary(row, args, m=X.shape[1], ran=max(row.result.epochs - start, 0), device=device,
+                   figures=figures)
     return 0
 
 
-def _print_summary(row, args, *, m: int, device: str, figures) -> None:
+def _print_summary(row, args, *, m: int, ran: int, device: str, figures) -> None:
     lines = [("optimizer", f"{row.optimizer}{_decay_text(args)}"),
              ("final cost", f"{row.final_cost:f}"),
              ("train accuracy", f"{row.accuracy:.4f} ({round(row.accuracy * m)}/{m})"),
-             ("wall time", f"{row.seconds:.2f} s for {len(row.result.learning_rates)} epochs"),
+             ("wall time", f"{row.seconds:.2f} s for {ran} epochs"),
              ("backend", device)]
     if args.decay != "none" and row.result.learning_rates:
         lines.insert(2, ("learning rate", f"{args.learning_rate:g} -> "
@@ -299,6 +314,7 @@ def _train_figures(row, args, X, Y) -> tuple[Path, Path]:
 
 
 def _compare(args) -> int:
+    """``xpopt compare``: the notebook's experiment, a table and two figures."""
     names = list(dict.fromkeys(n for group in args.optimizers for n in group))
     decay = None if args.decay == "none" else args.decay
     lr = args.learning_rate
@@ -331,20 +347,25 @@ def _compare(args) -> int:
 
 
 # --------------------------------------------------------------------------- main
-def _show_warning(message, category, filename, lineno, file=None, line=None,
-                  _default=warnings.showwarning):
-    """The backend's fallback warning as one ``xpopt: warning:`` line; others as usual."""
-    if issubclass(category, backend.BackendFallbackWarning):
-        print(f"xpopt: warning: {message}", file=sys.stderr if file is None else file)
-    else:
-        _default(message, category, filename, lineno, file, line)
+def _fallback_warning_on_one_line(show):
+    """A ``warnings.showwarning`` that prints the backend's fallback warning as one
+    ``xpopt: warning:`` line (no source line: it is the user's choice, not a code bug) and
+    passes every other warning to ``show``."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, backend.BackendFallbackWarning):
+            print(f"xpopt: warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
 
 
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (see :data:`EXIT_CODES`)."""
     args = build_parser().parse_args(argv)
     with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
+        warnings.showwarning = _fallback_warning_on_one_line(warnings.showwarning)
         try:
             return args.func(args)
         except backend.BackendUnavailableError as exc:
@@ -353,3 +374,7 @@ def main(argv=None) -> int:
         except _Failure as exc:
             print(f"xpopt: {exc}", file=sys.stderr)
             return exc.status
+        except KeyboardInterrupt:
+            # A checkpointed run keeps its last save; say so instead of a traceback.
+            print("\nxpopt: interrupted", file=sys.stderr)
+            return 130

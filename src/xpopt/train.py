@@ -88,6 +88,11 @@ class _Progress:
                           f"{done}/{self.total} epochs  cost {cost:.6f}  {rate:,.0f} epochs/s ")
         self.stream.flush()
 
+    def clear(self) -> None:
+        """Erase the bar, so that a printed line starts at the left margin."""
+        self.stream.write("\r\033[K")
+        self.stream.flush()
+
     def close(self) -> None:
         self.stream.write("\n")
         self.stream.flush()
@@ -175,6 +180,9 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
     learning_rates: list[float] = []
     if resume and checkpoint is not None and os.path.exists(checkpoint):
         saved = ckpt.load(checkpoint)
+        if saved.epoch > num_epochs:
+            raise ckpt.CheckpointError(f"{checkpoint} has done {saved.epoch} epochs, "
+                                       f"more than num_epochs={num_epochs}")
         saved.restore_into(params, state, optimizer=optimizer, seed=seed,
                            mini_batch_size=mini_batch_size)
         start = saved.epoch
@@ -223,6 +231,8 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
             if i % record_every == 0:
                 history[i // record_every] = cost_avg
             if print_cost and i % print_every == 0:
+                if bar is not None:
+                    bar.clear()
                 print(f"Cost after epoch {i}: {float(cost_avg):f}")
                 if decay is not None:
                     print(f"learning rate after epoch {i}: {optimizer.learning_rate:f}")
