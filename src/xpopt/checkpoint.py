@@ -31,7 +31,8 @@ def _host_flat(d: dict) -> numpy.ndarray:
 
 
 def save(path, *, parameters: dict, state, epoch: int, seed: int, learning_rate: float,
-         learning_rates: list, costs: list, optimizer, mini_batch_size: int) -> None:
+         learning_rates: list, costs: list, optimizer, mini_batch_size: int,
+         schedule: dict | None = None) -> None:
     """Write a checkpoint atomically (reads the device once, at this call)."""
     path = os.fspath(path)
     params = parameters if isinstance(parameters, FlatDict) else FlatDict.pack(parameters)
@@ -43,6 +44,7 @@ def save(path, *, parameters: dict, state, epoch: int, seed: int, learning_rate:
         "hyperparameters": {k: v for k, v in optimizer.hyperparameters().items() if k != "learning_rate"},
         "epoch": int(epoch), "seed": int(seed), "t": int(state.t),
         "mini_batch_size": int(mini_batch_size),
+        "schedule": schedule,
         "learning_rate": float(learning_rate),
         "learning_rates": [float(x) for x in learning_rates],
         "costs": [float(x) for x in costs],
@@ -98,7 +100,7 @@ class Checkpoint:
         return tuple((k, tuple(s)) for k, s in self.meta["layout"])
 
     def restore_into(self, parameters: FlatDict, state, *, optimizer, seed: int,
-                     mini_batch_size: int) -> None:
+                     mini_batch_size: int, schedule: dict | None = None) -> None:
         """Copy the saved parameters and state into a run's, after checking they match."""
         meta = self.meta
         problems = []
@@ -113,6 +115,8 @@ class Checkpoint:
             problems.append(f"hyperparameters {meta['hyperparameters']} != {hyper}")
         if meta["seed"] != seed:
             problems.append(f"seed {meta['seed']} != {seed}")
+        if meta["schedule"] != schedule:
+            problems.append(f"learning-rate schedule {meta['schedule']} != {schedule}")
         if meta["mini_batch_size"] != mini_batch_size:
             problems.append(f"mini_batch_size {meta['mini_batch_size']} != {mini_batch_size}")
         for slot in ("v", "s"):
@@ -127,6 +131,31 @@ class Checkpoint:
             target = target if isinstance(target, FlatDict) else FlatDict.pack(target)
             target.flat[...] = xp.asarray(saved)
         state.t = self.t
+
+
+# The fields save() writes, with their JSON types: a file lacking one is corrupt.
+_META_FIELDS = {
+    "layout": list, "dtype": str, "optimizer": str, "hyperparameters": dict, "epoch": int,
+    "seed": int, "t": int, "mini_batch_size": int, "learning_rate": (int, float),
+    "learning_rates": list, "costs": list, "schedule": (dict, type(None)),
+}
+
+
+def _check_meta(path, meta: dict) -> None:
+    """Raise CheckpointError naming every missing or malformed metadata field."""
+    missing = [k for k in _META_FIELDS if k not in meta]
+    malformed = [k for k, typ in _META_FIELDS.items()
+                 if k in meta and (not isinstance(meta[k], typ) or isinstance(meta[k], bool))]
+    if "layout" in meta and "layout" not in malformed:
+        try:
+            for key, shape in meta["layout"]:
+                if not isinstance(key, str) or not all(isinstance(d, int) and d >= 0 for d in shape):
+                    raise ValueError
+        except (TypeError, ValueError):
+            malformed.append("layout")
+    if missing or malformed:
+        raise CheckpointError(f"{path}: incomplete or malformed checkpoint metadata "
+                              f"(missing {missing}, malformed {malformed})")
 
 
 def load(path) -> Checkpoint:
@@ -148,6 +177,7 @@ def load(path) -> Checkpoint:
                               f"corrupt?): {type(exc).__name__}: {exc}") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an {FORMAT} file (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    _check_meta(path, meta)
     n = sum(int(numpy.prod(s)) for _, s in meta["layout"])
     for name, a in arrays.items():
         if a.shape != (n,) or str(a.dtype) != meta["dtype"]:

@@ -8,6 +8,7 @@ show progress, to save a checkpoint, and once at the end.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -70,6 +71,17 @@ def make_optimizer(name: str, learning_rate: float = 0.0007, *, beta: float = 0.
     if name == "adam":
         return Adam(learning_rate, beta1, beta2, epsilon, fused=fused)
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+
+
+def describe_schedule(decay, decay_rate) -> dict | None:
+    """A JSON-able description of a decay schedule, to refuse resuming under another one."""
+    if decay is None:
+        return None
+    func, keywords = decay, {}
+    if isinstance(func, functools.partial):
+        func, keywords = func.func, {k: repr(v) for k, v in func.keywords.items()}
+    name = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', type(func).__name__)}"
+    return {"decay": name, "keywords": keywords, "decay_rate": float(decay_rate)}
 
 
 class _Progress:
@@ -170,6 +182,7 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
     if params.flat.dtype != X.dtype:
         raise TypeError(f"X is {X.dtype} but the parameters are {params.flat.dtype}")
 
+    schedule = describe_schedule(decay, decay_rate)
     batcher = MiniBatcher(X, Y, mini_batch_size)
     m = batcher.m
     learning_rate0 = optimizer.learning_rate
@@ -183,8 +196,12 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
         if saved.epoch > num_epochs:
             raise ckpt.CheckpointError(f"{checkpoint} has done {saved.epoch} epochs, "
                                        f"more than num_epochs={num_epochs}")
+        if saved.learning_rates and saved.learning_rates[0] != learning_rate0:
+            raise ckpt.CheckpointError(
+                f"{checkpoint} was trained from learning rate {saved.learning_rates[0]!r}, "
+                f"this run starts from {learning_rate0!r}")
         saved.restore_into(params, state, optimizer=optimizer, seed=seed,
-                           mini_batch_size=mini_batch_size)
+                           mini_batch_size=mini_batch_size, schedule=schedule)
         start = saved.epoch
         learning_rates = list(saved.learning_rates)
         done = saved.costs[:n_records]
@@ -242,7 +259,8 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
                 ckpt.save(checkpoint, parameters=params, state=state, epoch=i + 1, seed=seed,
                           learning_rate=optimizer.learning_rate, learning_rates=learning_rates,
                           costs=to_host(history[: i // record_every + 1]).tolist(),
-                          optimizer=optimizer, mini_batch_size=mini_batch_size)
+                          optimizer=optimizer, mini_batch_size=mini_batch_size,
+                          schedule=schedule)
     costs = to_host(history[: (end - 1) // record_every + 1] if end > 0 else history[:0]).tolist()
     wall = time.perf_counter() - t0
     if bar is not None:
