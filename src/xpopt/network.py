@@ -7,6 +7,7 @@ reused one. Everything runs on the arrays' own module (NumPy or CuPy) and keeps 
 
 from __future__ import annotations
 
+import copy
 import functools
 import numbers
 from typing import Any, NamedTuple, Sequence
@@ -139,6 +140,15 @@ class Workspace:
         self.grads = grads if grads is not None else _new_grads(parameters, xp, dtype)
         self.gW = [self.grads[f"dW{l}"] for l in range(1, L + 1)]
         self.gb = [self.grads[f"db{l}"] for l in range(1, L + 1)]
+
+    def with_output(self, out) -> "Workspace":
+        """This workspace, but with the output layer written into ``out`` (shape (n_L, m),
+        C-contiguous): a loop can collect an epoch's outputs without copying them."""
+        if tuple(out.shape) != tuple(self.A[-1].shape) or not out.flags.c_contiguous:
+            raise ValueError(f"out must be C-contiguous of shape {self.A[-1].shape}")
+        other = copy.copy(self)
+        other.A = [*self.A[:-1], out]
+        return other
 
 
 def _new_grads(parameters: dict, xp, dtype) -> FlatDict:

@@ -110,6 +110,34 @@ class _Progress:
         self.stream.flush()
 
 
+def _epoch_buffers(params: FlatDict, m: int, mini_batch_size: int):
+    """Everything one epoch writes into, allocated once: one gradient buffer, a workspace
+    per mini-batch (views of two, one per batch width), and, with one output unit, the
+    epoch's outputs (each batch's workspace writes its output layer straight there, and
+    :func:`~xpopt.network.epoch_cost` reads them once per epoch).
+
+    Returns
+    -------
+    grads : FlatDict
+    batch_workspaces : list of Workspace
+        One per mini-batch, in order.
+    epoch_AL : ndarray of shape (1, m) or None
+    """
+    width = min(mini_batch_size, m)
+    full = Workspace(params, width)
+    by_width = {width: full}
+    if m % width:
+        by_width[m % width] = Workspace(params, m % width, grads=full.grads)
+    starts = range(0, m, width)
+    batch_workspaces = [by_width[min(width, m - lo)] for lo in starts]
+    epoch_AL = None
+    if full.A[-1].shape[0] == 1:
+        epoch_AL = get_xp(params.flat).empty((1, m), dtype=params.flat.dtype)
+        batch_workspaces = [ws.with_output(epoch_AL[:, lo:lo + ws.m])
+                            for ws, lo in zip(batch_workspaces, starts)]
+    return full.grads, batch_workspaces, epoch_AL
+
+
 def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
           mini_batch_size: int = 64, num_epochs: int = 5000, seed: int = 10,
           decay: Callable[[float, int, float], float] | None = None, decay_rate: float = 1,
@@ -211,37 +239,24 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
 
     show = progress if progress is not None else sys.stderr.isatty()
     bar = _Progress(num_epochs, progress_label) if show else None
-    # One workspace per batch width (the full one and the last, smaller one), sharing one
-    # gradient buffer: the loop then allocates nothing per step.
-    full = Workspace(params, min(mini_batch_size, m))
-    workspaces = {full.m: full}
-    if m % full.m:
-        workspaces[m % full.m] = Workspace(params, m % full.m, grads=full.grads)
-    step = optimizer.bind(params, full.grads, state)
+    grads, batch_workspaces, epoch_AL = _epoch_buffers(params, m, batcher.mini_batch_size)
+    step = optimizer.bind(params, grads, state)
     total = xp.zeros((), dtype=X.dtype)
-    # With one output unit the epoch's cost is computed once per epoch from the outputs
-    # kept here (epoch_cost: the same value as summing compute_cost per batch).
-    epoch_AL = outputs = None
-    if params[f"W{len(params) // 2}"].shape[0] == 1:
-        epoch_AL = xp.empty((1, m), dtype=X.dtype)
-        outputs = [epoch_AL[:, lo:lo + full.m] for lo in range(0, m, full.m)]
     end = num_epochs if stop_after is None else min(num_epochs, start + stop_after)
     t0 = time.perf_counter()
     with numpy.errstate(over="ignore"):  # exp(-z) = inf in the sigmoid gives 0, correctly
         for i in range(start, end):
             learning_rates.append(optimizer.learning_rate)
-            if outputs is None:
+            if epoch_AL is None:
                 total[...] = 0
-            for k, (batch_X, batch_Y) in enumerate(batcher.epoch(seed + i + 1)):
-                AL, caches = forward_propagation(batch_X, params, workspaces[batch_X.shape[1]])
-                if outputs is None:
+            for ws, (batch_X, batch_Y) in zip(batch_workspaces, batcher.epoch(seed + i + 1)):
+                AL, caches = forward_propagation(batch_X, params, ws)
+                if epoch_AL is None:
                     total += compute_cost(AL, batch_Y)
-                else:
-                    outputs[k][...] = AL
-                backward_propagation(batch_X, batch_Y, caches)  # into full.grads
+                backward_propagation(batch_X, batch_Y, caches)  # into grads
                 step()
-            if outputs is not None:
-                total = epoch_cost(epoch_AL, batcher.shuffled_Y, full.m)
+            if epoch_AL is not None:
+                total = epoch_cost(epoch_AL, batcher.shuffled_Y, batcher.mini_batch_size)
             cost_avg = total / m
             if decay is not None:
                 optimizer.learning_rate = decay(learning_rate0, i, decay_rate)
