@@ -126,7 +126,7 @@ def _requested() -> tuple[str, bool]:
     return name, bool(strict)
 
 
-def _resolve(name: str, strict: bool) -> str:
+def _resolve(name: str, strict: bool, stacklevel: int = 3) -> str:
     global _warned
     if name == "cpu":
         return "cpu"
@@ -141,7 +141,9 @@ def _resolve(name: str, strict: bool) -> str:
     with _warned_lock:
         first, _warned = not _warned, True
     if first:
-        warnings.warn(message + " Falling back to the CPU.", BackendFallbackWarning, stacklevel=4)
+        # stacklevel: point at the user's call (set_backend, use_backend, ...), not at xpopt
+        warnings.warn(message + " Falling back to the CPU.", BackendFallbackWarning,
+                      stacklevel=stacklevel)
     return "cpu"
 
 
@@ -163,7 +165,7 @@ def set_backend(name: str, *, strict: bool | None = None) -> str:
         The effective backend, ``"cpu"`` or ``"cuda"``.
     """
     name = _check_name(name, "set_backend")
-    effective = _resolve(name, strict if strict is not None else _env_strict())
+    effective = _resolve(name, strict if strict is not None else _env_strict(), stacklevel=3)
     _default["name"], _default["strict"] = name, strict
     return effective
 
@@ -182,7 +184,7 @@ def use_backend(name: str, *, strict: bool | None = None) -> Iterator[str]:
     name = _check_name(name, "use_backend")
     if strict is None:
         strict = _requested()[1]
-    effective = _resolve(name, strict)
+    effective = _resolve(name, strict, stacklevel=4)
     token = _context.set((name, strict))
     try:
         yield effective
