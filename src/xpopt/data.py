@@ -5,7 +5,6 @@ Layout: examples are COLUMNS. ``X`` has shape (n_x, m) and ``Y`` shape (1, m).
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any, Iterator
 
@@ -173,7 +172,3 @@ def iterate_minibatches(X, Y, mini_batch_size: int = 64, seed: int = 0, *,
     """The batches of :func:`random_mini_batches`, yielded one by one (no list is built)."""
     return MiniBatcher(X, Y, mini_batch_size, drop_last=drop_last).epoch(seed)
 
-
-def num_minibatches(m: int, mini_batch_size: int) -> int:
-    """How many batches :func:`random_mini_batches` makes of ``m`` examples."""
-    return math.ceil(m / mini_batch_size)

@@ -89,11 +89,6 @@ class FlatDict(dict):
         layout = tuple((prefix + k, s) for k, s in self.layout)
         return FlatDict(xp.zeros_like(self.flat), layout)
 
-    def renamed(self, prefix: str = "", strip: str = "") -> Layout:
-        """This layout with ``strip`` removed from and ``prefix`` put before every key."""
-        return tuple((prefix + (k[len(strip):] if strip and k.startswith(strip) else k), s)
-                     for k, s in self.layout)
-
     # ----------------------------------------------------------------------- queries
     @property
     def packed(self) -> bool:

@@ -9,18 +9,22 @@ unfused path (``fused=False``). :func:`apply_update` picks between them:
   otherwise one group per parameter array;
 - CuPy and ``fused`` -> one kernel launch per group;
 - otherwise the twin per group; on NumPy in chunks of :data:`CHUNK` elements, so the
-  temporaries stay in the CPU cache and each step streams the arrays through memory once.
+  temporaries stay in the CPU cache and each step streams the arrays through memory once,
+  the chunks shared among threads for models of :data:`THREADED_MIN` elements or more.
+
+:class:`UpdatePlan` does that work once for a set of dicts; :class:`Optimizer` keeps it
+between steps and :meth:`Optimizer.bind` hands a training loop a step that only launches.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import numbers
 import operator
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
