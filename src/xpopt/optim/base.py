@@ -232,6 +232,7 @@ class UpdatePlan:
         list(_pool().map(run_part, self.parts))  # list(): re-raise a worker's exception
 
 
+_thread_scratch = threading.local()
 _pool_lock = threading.Lock()
 _pool_executor: ThreadPoolExecutor | None = None
 
@@ -287,8 +288,13 @@ def apply_update(
         Use the kernel on CuPy arrays; ``False`` runs the twin there (one launch per
         operation), the unfused baseline. Ignored on NumPy.
     scratch : Scratch, optional
-        Reused temporaries; a fresh one when None.
+        Reused temporaries; by default the calling thread's own (kept between calls, so
+        repeated calls allocate nothing).
     """
+    if scratch is None:  # the course-named functions: reuse this thread's temporaries
+        scratch = getattr(_thread_scratch, "scratch", None)
+        if scratch is None:
+            scratch = _thread_scratch.scratch = Scratch()
     UpdatePlan(spec, rule, parameters, grads, state, fused=fused, scratch=scratch).run(scalars)
 
 
