@@ -104,7 +104,7 @@ class Workspace:
     """Reusable buffers for the passes of one network at one batch width.
 
     A training loop that keeps one per batch width runs :func:`forward_propagation` and
-    :func:`backward_propagation` without allocating: activations, ReLU masks, the backward
+    :func:`backward_propagation` without allocating: activations, ReLU slopes, the backward
     temporaries and the gradients all live here. Each pass overwrites them, so a result
     (``AL``, caches, grads) is valid until the next pass with the same workspace.
     A forward pass with a workspace leaves NumPy's error state alone (entering
@@ -136,7 +136,7 @@ class Workspace:
         self.b = [parameters[f"b{l}"] for l in range(1, L + 1)]
         self.A = [xp.empty((W.shape[0], m), dtype) for W in self.W]
         self.dZ = [xp.empty((W.shape[0], m), dtype) for W in self.W]
-        self.mask = [xp.empty((W.shape[0], m), bool) for W in self.W[:-1]]
+        self.relu_slopes = [xp.empty((W.shape[0], m), dtype) for W in self.W[:-1]]
         self.grads = grads if grads is not None else _new_grads(parameters, xp, dtype)
         self.gW = [self.grads[f"dW{l}"] for l in range(1, L + 1)]
         self.gb = [self.grads[f"db{l}"] for l in range(1, L + 1)]
@@ -198,8 +198,9 @@ def forward_propagation(X, parameters: dict, workspace: Workspace | None = None)
     for l in range(L):
         Z = xp.dot(Ws[l], A, out=outs[l])
         xp.add(Z, bs[l], out=Z)
+        # float scalars (0.0, 1.0: the same values as the course's 0 and 1) dispatch faster
         if l < L - 1:
-            xp.maximum(Z, 0, out=Z)  # relu(z) = maximum(0, z)
+            xp.maximum(Z, 0.0, out=Z)  # relu(z) = maximum(0, z)
         else:  # sigmoid(z) = 1 / (1 + exp(-z)), in place
             xp.negative(Z, out=Z)
             if xp is numpy and workspace is None:
@@ -207,8 +208,8 @@ def forward_propagation(X, parameters: dict, workspace: Workspace | None = None)
                     numpy.exp(Z, out=Z)
             else:  # a loop with a workspace sets the errstate once, around all its steps
                 xp.exp(Z, out=Z)
-            xp.add(Z, 1, out=Z)
-            xp.divide(1, Z, out=Z)
+            xp.add(Z, 1.0, out=Z)
+            xp.divide(1.0, Z, out=Z)
         A = Z
         activations.append(A)
     return A, Caches(tuple(activations), parameters, workspace)
@@ -325,7 +326,7 @@ def backward_propagation(X, Y, caches: Caches, grads: FlatDict | None = None) ->
     if Y.shape != AL.shape:
         raise ValueError(f"Y must have shape {AL.shape}, got {Y.shape}")
     if ws is not None:
-        grads, gW, gb, dZs, masks = ws.grads, ws.gW, ws.gb, ws.dZ, ws.mask
+        grads, gW, gb, dZs, slopes = ws.grads, ws.gW, ws.gb, ws.dZ, ws.relu_slopes
         Ws = ws.W
     else:
         if grads is None or not (isinstance(grads, FlatDict) and grads.packed):
@@ -333,10 +334,10 @@ def backward_propagation(X, Y, caches: Caches, grads: FlatDict | None = None) ->
         gW = [grads[f"dW{l}"] for l in range(1, L + 1)]
         gb = [grads[f"db{l}"] for l in range(1, L + 1)]
         Ws = [parameters[f"W{l}"] for l in range(1, L + 1)]
-        dZs, masks = [None] * L, [None] * L
+        dZs, slopes = [None] * L, [None] * L
     # numpy.add.reduce is numpy.sum without its Python wrapper: the same reduction
     row_sum = numpy.add.reduce if xp is numpy else xp.sum
-    m = X.shape[1]
+    m = float(X.shape[1])  # the same division as by the int; a float scalar dispatches faster
     dZ = xp.subtract(AL, Y, out=dZs[L - 1])
     xp.divide(dZ, m, out=dZ)
     for l in range(L - 1, -1, -1):
@@ -345,7 +346,9 @@ def backward_propagation(X, Y, caches: Caches, grads: FlatDict | None = None) ->
         row_sum(dZ, axis=1, keepdims=True, out=gb[l])
         if l > 0:
             dA = xp.dot(Ws[l].T, dZ, out=dZs[l - 1])
-            relu_slope = xp.greater(A_prev, 0, out=masks[l - 1])  # relu'(z), read from relu(z)
+            # relu'(z) read from a = relu(z) >= 0: sign(a) is the course's (a > 0) as 1.0 or
+            # 0.0, so the multiply stays float by float (a bool operand costs a cast loop)
+            relu_slope = xp.sign(A_prev, out=slopes[l - 1])
             dZ = xp.multiply(dA, relu_slope, out=dA)
     return grads
 
