@@ -5,7 +5,9 @@ Contestants, one table per rule and size:
 
 - the course's expressions on NumPy: ``update_parameters_with_*`` over a dict of four arrays
   (``W1, b1, W2, b2``) totalling N, new arrays every step, as the course writes it;
-- xpopt on NumPy: the optimizer object's ``update`` on packed FlatDicts;
+- xpopt on the CPU: the optimizer object's ``update`` on packed FlatDicts, with the compiled
+  CPU kernel (``fused=True``, the default, when xpopt._hostkernels was built) and with the
+  NumPy twin (``fused=False``);
 - xpopt on CuPy, ``fused=False`` (one launch per operation) and fused (one kernel);
 - ``torch.optim`` with ``foreach=True`` (and ``fused=True`` for Adam) on the CPU (on its default
   threads and on one thread) and on CUDA.
@@ -41,7 +43,7 @@ TORCH_CLASS = {"gd": "SGD", "momentum": "SGD(momentum=0.9)", "rmsprop": "RMSprop
 # PyTorch on the CPU runs twice: on its default threads (what a user gets) and on one thread.
 # On a busy 2-core machine its OpenMP pool can stall for a scheduler slice (16-32 ms here) at
 # every operation while the other core is taken; one thread shows the kernel's own speed.
-CONTESTANTS = ("course-numpy", "xpopt-numpy", "torch-cpu-foreach", "torch-cpu-fused",
+CONTESTANTS = ("course-numpy", "xpopt-numpy", "xpopt-numpy-unfused", "torch-cpu-foreach", "torch-cpu-fused",
                "torch-cpu-foreach-1thread", "torch-cpu-fused-1thread",
                "xpopt-cupy-unfused", "xpopt-cupy-fused", "torch-cuda-foreach", "torch-cuda-fused")
 
@@ -61,7 +63,12 @@ def _label(rule: str, contestant: str, n: int) -> str:
     if contestant == "course-numpy":
         return f"course update_parameters_with_{rule} (NumPy, dict of 4 arrays)"
     if contestant == "xpopt-numpy":
-        return f"xpopt {XPOPT_CLASS[rule]} (NumPy, FlatDict{_xpopt_threads(n)})"
+        from xpopt import hostkernels  # noqa: PLC0415
+
+        how = "compiled CPU kernel" if hostkernels.unavailable_reason() is None else "NumPy twin"
+        return f"xpopt {XPOPT_CLASS[rule]} ({how}, FlatDict{_xpopt_threads(n)})"
+    if contestant == "xpopt-numpy-unfused":
+        return f"xpopt {XPOPT_CLASS[rule]}(fused=False) (NumPy twin, FlatDict{_xpopt_threads(n)})"
     if contestant == "xpopt-cupy-unfused":
         return f"xpopt {XPOPT_CLASS[rule]}(fused=False) (CuPy, one launch per operation)"
     if contestant == "xpopt-cupy-fused":

@@ -27,7 +27,8 @@ import functools
 import threading
 from dataclasses import dataclass
 
-__all__ = ["KernelSpec", "SPECS", "GD", "MOMENTUM", "RMSPROP", "ADAM", "get_kernel", "launch"]
+__all__ = ["KernelSpec", "SPECS", "GD", "MOMENTUM", "RMSPROP", "ADAM", "get_kernel", "launch",
+           "HOST_TYPES", "host_c_source", "host_function_name"]
 
 
 @dataclass(frozen=True)
@@ -160,3 +161,72 @@ def launch(spec: KernelSpec, arrays: dict, scalars: dict) -> None:
     dtype = arrays[spec.params[0][2]].dtype.type
     args = [dtype(scalars[n]) if role == "scalar" else arrays[n] for role, _, n in spec.params]
     get_kernel(spec)(*args)
+
+
+# ----------------------------------------------------------------------- host build
+HOST_TYPES = {"float32": "float", "float64": "double"}
+
+
+def host_function_name(spec: KernelSpec, dtype_name: str) -> str:
+    """The C symbol of ``spec`` for one dtype, e.g. ``xpopt_adam_float32``."""
+    return f"{spec.name}_{dtype_name}"
+
+
+def host_c_source(specs=None, *, python_module: str | None = None) -> str:
+    """C99 source of the kernels for the CPU, from the same ``operation`` text.
+
+    Each spec becomes one function per dtype of :data:`HOST_TYPES`, a plain loop over
+    ``n`` elements with CuPy's binding (inputs and scalars by value, outputs read, then
+    written back). ``<tgmath.h>`` makes ``sqrt`` the float square root for ``float``, as
+    CUDA's overloads do. Compiled without contraction (``-ffp-contract=off``) each
+    operation is rounded once, as NumPy rounds it. Pure Python: setup.py calls it at build
+    time, before NumPy is importable.
+
+    Parameters
+    ----------
+    specs : iterable of KernelSpec, optional
+        Defaults to every spec in :data:`SPECS`.
+    python_module : str, optional
+        Also emit an empty CPython extension module of this (last-component) name, so that
+        setuptools can build and install the file; its functions are called through ctypes.
+    """
+    specs = list(SPECS.values()) if specs is None else list(specs)
+    out = []
+    if python_module:
+        out += ["#define PY_SSIZE_T_CLEAN", "#include <Python.h>"]
+    out += ["#include <stddef.h>", "#include <tgmath.h>", ""]
+    for spec in specs:
+        if spec.preamble:
+            out += [spec.preamble, ""]
+        for dtype_name, ctype in HOST_TYPES.items():
+            args, loads, stores = [], [], []
+            for role, _, name in spec.params:
+                if role == "scalar":
+                    args.append(f"{ctype} {name}")
+                elif role == "in":
+                    args.append(f"const {ctype} *restrict {name}_")
+                    loads.append(f"const T {name} = {name}_[i];")
+                else:
+                    args.append(f"{ctype} *restrict {name}_")
+                    loads.append(f"T {name} = {name}_[i];")
+                    stores.append(f"{name}_[i] = {name};")
+            body = "\n".join("        " + line for line in
+                             [*loads, *spec.operation.splitlines(), *stores])
+            out += [
+                f"void {host_function_name(spec, dtype_name)}({', '.join(args)}, ptrdiff_t n)",
+                "{",
+                f"    typedef {ctype} T;",
+                "    for (ptrdiff_t i = 0; i < n; ++i) {",
+                body,
+                "    }",
+                "}",
+                "",
+            ]
+    if python_module:
+        out += [
+            f"static struct PyModuleDef xpopt_host_module = {{PyModuleDef_HEAD_INIT, "
+            f"\"{python_module}\", \"xpopt's update kernels for the CPU (called through ctypes)\", -1, NULL}};",
+            f"PyMODINIT_FUNC PyInit_{python_module}(void) {{ return PyModule_Create(&xpopt_host_module); }}",
+            "",
+        ]
+    return "\n".join(out)

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import numpy
 
-from .. import kernels
+from .. import hostkernels, kernels
 from ..backend import get_xp, is_cupy_array
 from ..flat import FlatDict
 
@@ -185,27 +185,70 @@ class UpdatePlan:
             return
         scratch = scratch if scratch is not None else Scratch()
         on_cpu = self.xp is numpy
+        # On the CPU, "fused" means the compiled kernel (one pass, no temporaries) when it
+        # was built; otherwise, and for fused=False, the NumPy twin.
+        self.host = hostkernels.host_function(spec, first.dtype) if on_cpu and fused else None
+        self.groups = groups  # the host kernels hold raw pointers into these arrays
         order = ["param", "grad", *state]
-        chunks, strided = [], []
+        flat, strided = [], []
         for group in groups:
-            arrays = [group[r] for r in order]
-            if all(a.flags.c_contiguous for a in arrays):
-                arrays = [a.reshape(-1) for a in arrays]
-                n = arrays[0].shape[0]
-                step = min(n, CHUNK) if on_cpu else n
-                chunks += [[x[lo:lo + step] for x in arrays] for lo in range(0, n, step)]
+            if all(group[r].flags.c_contiguous for r in order):
+                flat.append({r: group[r].reshape(-1) for r in order})
             else:  # a strided user array: no flat view of it exists, so update it whole
-                strided.append((*arrays, self.xp.empty_like(arrays[0]), self.xp.empty_like(arrays[0])))
-        total = sum(c[0].shape[0] for c in chunks)
-        workers = min(num_threads(), len(chunks)) if on_cpu and total >= THREADED_MIN else 1
-        # Contiguous runs of chunks per worker, each worker with its own scratch.
+                strided.append(group)
+        total = sum(g["param"].shape[0] for g in flat)
+        workers = num_threads() if on_cpu and total >= THREADED_MIN else 1
+        # Pieces: cache-sized chunks for the twin (its temporaries then stay in cache), one
+        # share per worker for the compiled kernel (a single streaming pass).
+        pieces = []
+        for g in flat:
+            n = g["param"].shape[0]
+            size = -(-n // workers) if self.host else (min(n, CHUNK) if on_cpu else n)
+            pieces += [{r: x[lo:lo + size] for r, x in g.items()} for lo in range(0, n, size)]
+        workers = max(1, min(workers, len(pieces)))
         self.parts = []
         for w in range(workers):
-            part = chunks[w * len(chunks) // workers:(w + 1) * len(chunks) // workers]
-            width = max((c[0].shape[0] for c in part), default=0)
-            a, b = scratch.get(self.xp, first.dtype, width, worker=w)
-            self.parts.append([(*c, a[: c[0].shape[0]], b[: c[0].shape[0]]) for c in part])
-        self.parts[0] += strided
+            part = pieces[w * len(pieces) // workers:(w + 1) * len(pieces) // workers]
+            if self.host:
+                self.parts.append([self._host_call(piece) for piece in part])
+            else:
+                width = max((p["param"].shape[0] for p in part), default=0)
+                a, b = scratch.get(self.xp, first.dtype, width, worker=w)
+                self.parts.append([self._twin_call([p[r] for r in order], a, b) for p in part])
+        for group in strided:
+            arrays = [group[r] for r in order]
+            self.parts[0].append(self._twin_call(arrays, self.xp.empty_like(arrays[0]),
+                                                 self.xp.empty_like(arrays[0])))
+
+    def _twin_call(self, arrays, a, b) -> Callable[[dict], None]:
+        rule, xp = self.rule, self.xp
+        n = arrays[0].shape[0] if arrays[0].ndim == 1 else None
+        if n is not None:  # 1-D pieces use the leading part of the scratch
+            a, b = a[:n], b[:n]
+
+        def call(scalars):
+            rule(xp, *arrays, a, b, **scalars)
+
+        return call
+
+    def _host_call(self, piece) -> Callable[[dict], None]:
+        template, slots = [], []
+        for position, (role, _, name) in enumerate(self.spec.params):
+            if role == "scalar":
+                template.append(None)
+                slots.append((position, name))
+            else:
+                template.append(piece[name].ctypes.data)
+        template.append(piece["param"].shape[0])
+        function = self.host
+
+        def call(scalars):
+            args = template.copy()
+            for position, name in slots:
+                args[position] = scalars[name]
+            function(*args)
+
+        return call
 
     def still_valid(self, parameters, grads, state_dicts) -> bool:
         """True for the same packed dicts the plan was built from."""
@@ -219,15 +262,14 @@ class UpdatePlan:
             for group in self.kernel_groups:
                 kernels.launch(self.spec, group, scalars)
             return
-        rule, xp = self.rule, self.xp
         if len(self.parts) == 1:
-            for args in self.parts[0]:
-                rule(xp, *args, **scalars)
+            for call in self.parts[0]:
+                call(scalars)
             return
 
         def run_part(part):
-            for args in part:
-                rule(xp, *args, **scalars)
+            for call in part:
+                call(scalars)
 
         list(_pool().map(run_part, self.parts))  # list(): re-raise a worker's exception
 
