@@ -8,9 +8,13 @@ unfused path (``fused=False``). :func:`apply_update` picks between them:
 - all dicts packed :class:`~xpopt.flat.FlatDict` of one layout -> one group: the whole model;
   otherwise one group per parameter array;
 - CuPy and ``fused`` -> one kernel launch per group;
+- NumPy and ``fused`` with the compiled CPU kernels built (:mod:`xpopt.hostkernels`, the same
+  operation text compiled for the host) -> one call per group: a single pass over memory;
 - otherwise the twin per group; on NumPy in chunks of :data:`CHUNK` elements, so the
-  temporaries stay in the CPU cache and each step streams the arrays through memory once,
-  the chunks shared among threads for models of :data:`THREADED_MIN` elements or more.
+  temporaries stay in the CPU cache and each step streams the arrays through memory once.
+
+On the CPU the work is shared among threads for models of :data:`THREADED_MIN` elements or
+more (the compiled kernels and NumPy both release the GIL).
 
 :class:`UpdatePlan` does that work once for a set of dicts; :class:`Optimizer` keeps it
 between steps and :meth:`Optimizer.bind` hands a training loop a step that only launches.
