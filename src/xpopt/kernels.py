@@ -194,7 +194,19 @@ def host_c_source(specs=None, *, python_module: str | None = None) -> str:
     out = []
     if python_module:
         out += ["#define PY_SSIZE_T_CLEAN", "#include <Python.h>"]
-    out += ["#include <stddef.h>", "#include <tgmath.h>", ""]
+    out += [
+        "#include <stddef.h>",
+        "#include <tgmath.h>",
+        "",
+        "/* Wider vectors where the processor has them (chosen at load time); every variant",
+        "   rounds each operation once, as NumPy does: no contraction, IEEE div and sqrt. */",
+        "#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)",
+        '#define XPOPT_TARGETS __attribute__((target_clones("default", "avx2", "avx512f")))',
+        "#else",
+        "#define XPOPT_TARGETS",
+        "#endif",
+        "",
+    ]
     for spec in specs:
         if spec.preamble:
             out += [spec.preamble, ""]
@@ -213,7 +225,7 @@ def host_c_source(specs=None, *, python_module: str | None = None) -> str:
             body = "\n".join("        " + line for line in
                              [*loads, *spec.operation.splitlines(), *stores])
             out += [
-                f"void {host_function_name(spec, dtype_name)}({', '.join(args)}, ptrdiff_t n)",
+                f"XPOPT_TARGETS void {host_function_name(spec, dtype_name)}({', '.join(args)}, ptrdiff_t n)",
                 "{",
                 f"    typedef {ctype} T;",
                 "    for (ptrdiff_t i = 0; i < n; ++i) {",
