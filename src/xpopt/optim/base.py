@@ -165,8 +165,8 @@ def _groups(parameters: dict, named: dict[str, dict], packed: bool) -> list[dict
 class UpdatePlan:
     """One validated update: the groups of arrays, their chunks and scratch, ready to run.
 
-    Built once per set of dicts; :meth:`run` then only launches (the kernel on CuPy, the twin
-    chunk by chunk on NumPy). :class:`Optimizer` keeps the plan between steps while the
+    Built once per set of dicts; :meth:`run` then only launches (the kernel on CuPy; on NumPy
+    the compiled CPU kernel, or the twin chunk by chunk). :class:`Optimizer` keeps the plan between steps while the
     same packed FlatDicts come back, so a training step does no validation work.
     """
 
@@ -208,6 +208,7 @@ class UpdatePlan:
         for g in flat:
             n = g["param"].shape[0]
             size = -(-n // workers) if self.host else (min(n, CHUNK) if on_cpu else n)
+            size = max(size, 1)  # an empty array: no piece, and no zero range step
             pieces += [{r: x[lo:lo + size] for r, x in g.items()} for lo in range(0, n, size)]
         workers = max(1, min(workers, len(pieces)))
         self.parts = []
