@@ -33,6 +33,7 @@ __all__ = [
     "synchronize",
     "to_device",
     "to_host",
+    "to_module",
     "use_backend",
 ]
 
@@ -83,6 +84,19 @@ def _probe_cuda_uncached() -> tuple[Any, str | None]:
     if count < 1:
         return None, f"CuPy {cupy.__version__} is installed but sees zero CUDA devices."
     return cupy, None
+
+
+def _reset_probe() -> None:
+    """Forget the probe's answer, so that the next use imports ``cupy`` again.
+
+    :mod:`xpopt.testing` calls this when it puts its CuPy stand-in into (and takes it out
+    of) ``sys.modules``; nothing else should need it.
+    """
+    global _probe_result, _warned
+    with _probe_lock:
+        _probe_result = None
+    with _warned_lock:
+        _warned = False
 
 
 def cuda_unavailable_reason() -> str | None:
@@ -194,8 +208,15 @@ def use_backend(name: str, *, strict: bool | None = None) -> Iterator[str]:
 
 # --------------------------------------------------------------------- array modules
 def is_cupy_array(x: Any) -> bool:
-    """True for a CuPy array, decided without importing CuPy."""
-    return type(x).__module__.split(".", 1)[0] == "cupy" and hasattr(x, "__cuda_array_interface__")
+    """True for an array of the ``cupy`` module in use, decided without importing CuPy.
+
+    No CuPy array can exist before ``cupy`` was imported, so an absent module means False.
+    The module in ``sys.modules`` decides: the real CuPy, or the stand-in of
+    :mod:`xpopt.testing` while it is active.
+    """
+    cupy = sys.modules.get("cupy")
+    kind = getattr(cupy, "ndarray", None)
+    return kind is not None and isinstance(x, kind)
 
 
 def _backend_module(name: str):
@@ -276,6 +297,18 @@ def to_device(x: Any, backend: str | None = None) -> Any:
         return to_host(x)
     cupy = _backend_module("cuda")
     return _map_arrays(x, lambda a: a if is_cupy_array(a) else cupy.asarray(a), "to_device")
+
+
+def to_module(x: Any, xp) -> Any:
+    """Arrays moved onto the device of the array module ``xp`` (``numpy`` or ``cupy``).
+
+    Library code uses this to put what it makes next to the data it was given, whatever
+    backend is configured: ``to_module(p, get_xp(X))``. Arrays already there are returned
+    as they are.
+    """
+    if xp is numpy:
+        return to_host(x)
+    return _map_arrays(x, lambda a: a if is_cupy_array(a) else xp.asarray(a), "to_module")
 
 
 def synchronize() -> None:

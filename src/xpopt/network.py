@@ -62,6 +62,12 @@ def initialize_parameters(layer_dims: Sequence[int], seed: int = 3, *,
     FlatDict
         ``W_l`` of shape (n_l, n_{l-1}) and ``b_l`` of shape (n_l, 1), views into one buffer.
     """
+    return to_device(host_initial_parameters(layer_dims, seed, dtype=dtype))
+
+
+def host_initial_parameters(layer_dims: Sequence[int], seed: int = 3, *,
+                            dtype=numpy.float64) -> FlatDict:
+    """:func:`initialize_parameters` on the host (NumPy), whatever backend is configured."""
     dtype = numpy.dtype(dtype)
     if dtype.kind != "f":
         raise TypeError(f"dtype must be a floating type, got {dtype}")
@@ -71,8 +77,7 @@ def initialize_parameters(layer_dims: Sequence[int], seed: int = 3, *,
     for l in range(1, len(dims)):
         params64[f"W{l}"][...] = rng.randn(dims[l], dims[l - 1]) * numpy.sqrt(2 / dims[l - 1])
         params64[f"b{l}"][...] = 0.0
-    host = FlatDict(params64.flat.astype(dtype, copy=False), params64.layout)
-    return to_device(host)
+    return FlatDict(params64.flat.astype(dtype, copy=False), params64.layout)
 
 
 def _num_layers(parameters: dict) -> int:

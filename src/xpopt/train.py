@@ -18,11 +18,11 @@ from typing import Callable, Sequence
 
 import numpy
 
-from .backend import get_xp, to_host
+from .backend import get_xp, to_host, to_module
 from .data import MiniBatcher
 from .flat import FlatDict
 from .network import (Workspace, backward_propagation, compute_cost, epoch_cost,
-                      forward_propagation, initialize_parameters)
+                      forward_propagation, host_initial_parameters)
 from .optim import GD, Adam, Momentum, Optimizer, OptimizerState, RMSprop
 
 __all__ = ["TrainResult", "make_optimizer", "model", "train", "OPTIMIZERS"]
@@ -204,9 +204,8 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
             params = FlatDict.pack(params)
         get_xp(X, params.flat)
     else:
-        params = initialize_parameters(parameters, dtype=X.dtype)
-        if get_xp(params.flat) is not xp:  # the configured backend differs from the data's
-            params = params.map_buffer(xp.asarray)
+        # born where the data is, whatever backend is configured
+        params = to_module(host_initial_parameters(parameters, dtype=X.dtype), xp)
     if params.flat.dtype != X.dtype:
         raise TypeError(f"X is {X.dtype} but the parameters are {params.flat.dtype}")
 
