@@ -15,6 +15,7 @@ from .optim import (GD, Adam, Momentum, Optimizer, OptimizerState, RMSprop, init
                     update_parameters_with_momentum, update_parameters_with_rmsprop)
 
 from .train import TrainResult, make_optimizer, model, train
+from .sweep import SweepResult, sweep
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,328 @@
+"""K networks of one shape trained together: stacked parameters, one pass per operation.
+
+:class:`StackedTrainer` is the engine of :func:`xpopt.sweep`. It runs ``K`` copies of the
+course's loop (:func:`xpopt.train`) side by side on a leading model axis:
+
+- parameters, gradients and optimizer moments are each ONE flat buffer of ``K * P``
+  elements (``P`` per model, in :func:`~xpopt.network.parameter_layout` order), seen as
+  ``(K, P)``; ``W_l`` and ``b_l`` are ``(K, n_l, n_{l-1})`` and ``(K, n_l, 1)`` views of it;
+- the passes are the course's, one operation per step for all models: ``matmul`` on the
+  stacks (NumPy runs one BLAS call per model with the same arguments as
+  :func:`~xpopt.forward_propagation`'s ``dot``, so the bits are the same), elementwise
+  operations over the stacks, row sums over the last axis;
+- the update is the rule's NumPy twin from :mod:`xpopt.optim` over the ``(K, P)`` buffers with
+  each per-model scalar a ``(K, 1)`` array (every element sees its model's value, the same
+  IEEE operations in the same order); on CuPy one ``ElementwiseKernel`` launch for all
+  models (:mod:`xpopt.sweep_kernels`);
+- every model shuffles with its own seed (``seed_k + i + 1`` in epoch ``i``), gathered into
+  preallocated ``(K, n_x, m)`` buffers; with one seed for all, one permutation is shared.
+
+Nothing is allocated per step. Model ``k`` ends bit for bit where ``train`` ends it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy
+
+from .backend import get_xp, to_host
+from .data import _permutation
+from .flat import FlatDict
+from .network import _clip_bounds, host_initial_parameters, parameter_layout
+from .optim import Optimizer
+from .optim.base import check_learning_rate
+
+__all__ = ["StackedTrainer", "TIME_SCALARS"]
+
+TIME_SCALARS = ("bias1", "bias2")  # scalars that change with the step count t (Adam's)
+
+
+class StackedTrainer:
+    """``K`` models of one architecture, one optimizer rule, one batch size, trained together.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_x, m)
+    Y : ndarray of shape (1, m)
+        NumPy or CuPy; everything lives there.
+    layer_dims : sequence of int
+        ``[n_x, ..., 1]``.
+    optimizers : sequence of Optimizer
+        One per model, all of one class (validated already); their ``learning_rate`` is
+        ``learning_rate0``.
+    seeds, init_seeds : sequence of int
+        Per model: ``train``'s shuffle seed and ``initialize_parameters``' seed.
+    decays : sequence of (callable or None, float)
+        Per model: the schedule and its ``decay_rate``.
+    mini_batch_size : int
+    shared : bool
+        One permutation per epoch for all models (all seeds must be equal).
+    """
+
+    def __init__(self, X, Y, layer_dims: Sequence[int], optimizers: Sequence[Optimizer],
+                 seeds: Sequence[int], init_seeds: Sequence[int],
+                 decays: Sequence[tuple[Callable | None, float]], mini_batch_size: int,
+                 shared: bool = False):
+        xp = self.xp = get_xp(X, Y)
+        dtype = self.dtype = X.dtype
+        self.X, self.Y = X, Y
+        K = self.K = len(optimizers)
+        n_x, m = X.shape
+        self.m, self.mbs = m, min(int(mini_batch_size), m)
+        self.layout = parameter_layout(layer_dims)
+        P = self.P = sum(math.prod(s) for _, s in self.layout)
+        self.rule = type(optimizers[0]).rule
+        self.slots = type(optimizers[0]).slots
+        self.spec = type(optimizers[0]).spec
+
+        # --- parameters: each model's course initialisation, one draw per distinct seed
+        host = numpy.empty((K, P), dtype=dtype)
+        drawn: dict[int, numpy.ndarray] = {}
+        for k, s in enumerate(init_seeds):
+            if s not in drawn:
+                drawn[s] = host_initial_parameters(layer_dims, s, dtype=dtype).flat
+            host[k] = drawn[s]
+        self.params = xp.asarray(host) if xp is not numpy else host  # (K, P), one buffer
+        self.grads = xp.zeros((K, P), dtype)
+        self.state = {slot: xp.zeros((K, P), dtype) for slot in self.slots}
+        self.scratch = (xp.empty((K, P), dtype), xp.empty((K, P), dtype))
+        self.W, self.b, self.gW, self.gb = [], [], [], []
+        off = 0
+        for key, shape in self.layout:
+            n = math.prod(shape)
+            target = (self.W, self.gW) if key[0] == "W" else (self.b, self.gb)
+            target[0].append(self.params[:, off:off + n].reshape((K, *shape)))
+            target[1].append(self.grads[:, off:off + n].reshape((K, *shape)))
+            off += n
+        self.WT = [W.transpose(0, 2, 1) for W in self.W]
+
+        # --- per-model scalars, as (K, 1) arrays of the data's dtype
+        self.optimizers = list(optimizers)
+        self.lr0 = [opt.learning_rate for opt in optimizers]
+        first = [opt.scalars(opt.learning_rate, 1) for opt in optimizers]
+        self.constant = {name: self._column([f[name] for f in first])
+                         for name in first[0] if name not in TIME_SCALARS}
+        self.time_names = [name for name in first[0] if name in TIME_SCALARS]
+        # Distinct time-dependent configurations (Adam: distinct beta1, beta2): their
+        # scalars are computed once per step each, with the rule's own expression.
+        reps, self.rep_index = {}, numpy.empty(K, numpy.intp)
+        for k, opt in enumerate(optimizers):
+            key = tuple(sorted((n, v) for n, v in opt.hyperparameters().items()
+                               if n != "learning_rate"))
+            self.rep_index[k] = reps.setdefault(key, len(reps))
+        self.reps = [None] * len(reps)
+        for k, opt in enumerate(optimizers):
+            if self.reps[self.rep_index[k]] is None:
+                self.reps[self.rep_index[k]] = opt
+        # Learning-rate schedules, one call per distinct (schedule, lr0, decay_rate) per epoch
+        self.decaying = any(d is not None for d, _ in decays)
+        configs, self.decay_index = {}, numpy.empty(K, numpy.intp)
+        for k, ((decay, rate), lr0) in enumerate(zip(decays, self.lr0)):
+            self.decay_index[k] = configs.setdefault((decay, float(rate), lr0, id(decay)), len(configs))
+        self.decay_configs = list(configs)
+
+        # --- shuffles
+        self.seeds = [int(s) for s in seeds]
+        self.distinct_seeds = sorted(set(self.seeds))
+        self.shared = bool(shared) or len(self.distinct_seeds) == 1
+        self._rng = numpy.random.RandomState()
+        if self.shared:
+            self.sx = xp.empty((n_x, m), dtype)
+            self.sy = xp.empty((1, m), dtype)
+            Xs = xp.broadcast_to(self.sx, (K, n_x, m))
+            self.Ys = xp.broadcast_to(self.sy, (K, 1, m))
+        else:
+            Xs = xp.empty((K, n_x, m), dtype)
+            self.Ys = xp.empty((K, 1, m), dtype)
+            self._rows = (numpy.arange(n_x, dtype=numpy.intp) * m)[None, :, None]
+            self._perm_host = numpy.empty((K, m), numpy.intp)
+            self._perm_cache: dict[int, numpy.ndarray] = {}
+            self._index = xp.empty((K, n_x, m), numpy.intp) if xp is numpy else None
+            self._Xflat, self._Yflat = X.reshape(-1), Y.reshape(-1)
+        self.Xs = Xs
+
+        # --- per-batch views and workspaces (one per batch width), allocated once
+        L = self.L = len(self.W)
+        self.AL = xp.empty((K, 1, m), dtype)  # the epoch's outputs, batch after batch
+        self._cost_buffers = tuple(xp.empty((K, m), dtype) for _ in range(3))
+        spaces = {}
+        self.batches = []
+        for lo in range(0, m, self.mbs):
+            w = min(self.mbs, m - lo)
+            if w not in spaces:
+                A = [xp.empty((K, W.shape[1], w), dtype) for W in self.W[:-1]]
+                spaces[w] = (A, [a.transpose(0, 2, 1) for a in A],
+                             [xp.empty((K, W.shape[1], w), dtype) for W in self.W],
+                             [xp.empty((K, W.shape[1], w), dtype) for W in self.W[:-1]])
+            A, AT, dZ, slopes = spaces[w]
+            Xb = Xs[:, :, lo:lo + w]
+            self.batches.append((Xb, Xb.transpose(0, 2, 1), self.Ys[:, :, lo:lo + w],
+                                 self.AL[:, :, lo:lo + w], A, AT, dZ, slopes, float(w)))
+        self.t = 0
+        self.epoch = 0
+
+    # ------------------------------------------------------------------------ helpers
+    def _column(self, values) -> object:
+        """Host floats as a (K, 1) array of the data's dtype on its device (cast as a
+        Python float is cast when NumPy or the kernels meet it: round to nearest)."""
+        col = numpy.asarray(values, dtype=numpy.float64).astype(self.dtype).reshape(-1, 1)
+        return col if self.xp is numpy else self.xp.asarray(col)
+
+    def learning_rates(self) -> list[float]:
+        """The learning rate of each model for the coming epoch (the schedules')."""
+        return list(self._lr_host)
+
+    def _shuffle(self, i: int) -> None:
+        xp = self.xp
+        if self.shared:
+            perm = _permutation(self.m, self.distinct_seeds[0] + i + 1, self._rng)
+            if xp is numpy:
+                numpy.take(self.X, perm, axis=1, out=self.sx, mode="clip")
+                numpy.take(self.Y, perm, axis=1, out=self.sy, mode="clip")
+            else:
+                perm = xp.asarray(perm)
+                xp.take(self.X, perm, axis=1, out=self.sx)
+                xp.take(self.Y, perm, axis=1, out=self.sy)
+            return
+        # Model k shuffles with seed_k + i + 1: with consecutive seeds most of this epoch's
+        # permutations were drawn last epoch by a neighbour; keep them, draw the rest.
+        cache = self._perm_cache
+        self._perm_cache = {s + i + 1: cache.get(s + i + 1) for s in self.distinct_seeds}
+        for key, perm in self._perm_cache.items():
+            if perm is None:
+                self._perm_cache[key] = _permutation(self.m, key, self._rng)
+        for k, s in enumerate(self.seeds):
+            self._perm_host[k] = self._perm_cache[s + i + 1]
+        if xp is numpy:
+            numpy.add(self._perm_host[:, None, :], self._rows, out=self._index)
+            numpy.take(self._Xflat, self._index, out=self.Xs, mode="clip")
+            numpy.take(self._Yflat, self._perm_host, out=self.Ys.reshape(self.K, self.m),
+                       mode="clip")
+        else:  # one host-to-device copy of K*m indices per epoch
+            perm = xp.asarray(self._perm_host)
+            xp.take(self._Xflat, perm[:, None, :] + xp.asarray(self._rows), out=self.Xs)
+            xp.take(self._Yflat, perm, out=self.Ys.reshape(self.K, self.m))
+
+    def _epoch_scalars(self, nb: int) -> list[dict]:
+        """Each step's scalars for the coming epoch: the per-model columns, with the
+        step-dependent ones (bias corrections) from the rule's own ``scalars``."""
+        steps = [dict(self.constant, lr=self._lr) for _ in range(nb)]
+        if self.time_names:
+            host = numpy.empty((len(self.time_names), nb, len(self.reps)))
+            for r, opt in enumerate(self.reps):
+                for j in range(nb):
+                    s = opt.scalars(opt.learning_rate, self.t + j + 1)
+                    for n, name in enumerate(self.time_names):
+                        host[n, j, r] = s[name]
+            per_model = host[:, :, self.rep_index].astype(self.dtype)[..., None]  # (names, nb, K, 1)
+            if self.xp is not numpy:
+                per_model = self.xp.asarray(per_model)  # one copy per epoch
+            for j in range(nb):
+                for n, name in enumerate(self.time_names):
+                    steps[j][name] = per_model[n, j]
+        return steps
+
+    # ----------------------------------------------------------------------- training
+    def run(self, num_epochs: int, record_every: int = 100, *, update: Callable | None = None):
+        """Train ``num_epochs`` epochs; returns the recorded costs, (n_records, K) on the host.
+
+        ``update(params, grads, state, scratch, scalars)`` replaces the NumPy twin (the
+        GPU kernel); the default is the rule's twin over the ``(K, P)`` buffers.
+        """
+        xp, L = self.xp, self.L
+        n_records = math.ceil(num_epochs / record_every)
+        history = xp.zeros((n_records, self.K), dtype=self.dtype)
+        self._lr_host = list(self.lr0)
+        self._lr = self._column(self._lr_host)
+        rule, slots = self.rule, [self.state[s] for s in self.slots]
+        a, b = self.scratch
+        params, grads = self.params, self.grads
+        row_sum = numpy.add.reduce if xp is numpy else xp.sum
+        W, WT, bias, gW, gb = self.W, self.WT, self.b, self.gW, self.gb
+        nb = len(self.batches)
+        with numpy.errstate(over="ignore"):  # exp(-z) = inf in the sigmoid gives 0, correctly
+            for i in range(num_epochs):
+                self._shuffle(i)
+                scalars = self._epoch_scalars(nb)
+                for (Xb, XbT, Yb, ALb, A, AT, dZs, slopes, w), sc in zip(self.batches, scalars):
+                    # forward: LINEAR -> RELU (L-1 times) -> LINEAR -> SIGMOID, as network.py
+                    prev = Xb
+                    for l in range(L):
+                        Z = xp.matmul(W[l], prev, out=A[l] if l < L - 1 else ALb)
+                        xp.add(Z, bias[l], out=Z)
+                        if l < L - 1:
+                            xp.maximum(Z, 0.0, out=Z)
+                        else:
+                            xp.negative(Z, out=Z)
+                            xp.exp(Z, out=Z)
+                            xp.add(Z, 1.0, out=Z)
+                            xp.divide(1.0, Z, out=Z)
+                        prev = Z
+                    # backward, as network.backward_propagation
+                    dZ = xp.subtract(ALb, Yb, out=dZs[L - 1])
+                    xp.divide(dZ, w, out=dZ)
+                    for l in range(L - 1, -1, -1):
+                        xp.matmul(dZ, AT[l - 1] if l > 0 else XbT, out=gW[l])
+                        row_sum(dZ, axis=2, keepdims=True, out=gb[l])
+                        if l > 0:
+                            dA = xp.matmul(WT[l], dZ, out=dZs[l - 1])
+                            slope = xp.sign(A[l - 1], out=slopes[l - 1])
+                            dZ = xp.multiply(dA, slope, out=dA)
+                    self.t += 1
+                    if update is None:
+                        rule(xp, params, grads, *slots, a, b, **sc)
+                    else:
+                        update(params, grads, self.state, sc)
+                cost_avg = self._epoch_cost() / self.m
+                if self.decaying:
+                    self._decay(i)
+                if i % record_every == 0:
+                    history[i // record_every] = cost_avg
+                self.epoch += 1
+        return to_host(history)
+
+    def _decay(self, i: int) -> None:
+        values = [lr0 if decay is None else check_learning_rate(decay(lr0, i, rate))
+                  for decay, rate, lr0, _ in self.decay_configs]
+        self._lr_host = [values[c] for c in self.decay_index]
+        new = self._column(self._lr_host)
+        if self.xp is numpy:
+            self._lr[...] = new
+        else:
+            self._lr = new
+
+    def _epoch_cost(self):
+        """Each model's epoch total, as :func:`~xpopt.network.epoch_cost` sums it: per
+        mini-batch sums, then a running sum in batch order; shape (K,)."""
+        xp = self.xp
+        # network._logprobs, operation for operation, into buffers kept between epochs
+        # (fresh temporaries of K * m elements cost more in page faults than the logs)
+        low, high = _clip_bounds(self.dtype)
+        a, t1, t2 = self._cost_buffers
+        Ys = self.Ys.reshape(self.K, self.m)
+        xp.maximum(self.AL.reshape(self.K, self.m), low, out=a)
+        xp.minimum(a, high, out=a)
+        xp.log(a, out=t1)
+        xp.negative(t1, out=t1)
+        xp.multiply(t1, Ys, out=t1)           # -log(a) * Y
+        xp.subtract(1, a, out=t2)
+        xp.log(t2, out=t2)
+        xp.negative(t2, out=t2)
+        xp.subtract(1, Ys, out=a)
+        xp.multiply(t2, a, out=t2)            # -log(1 - a) * (1 - Y)
+        logprobs = xp.add(t1, t2, out=t1)
+        size, m = self.mbs, self.m
+        full = m // size
+        batch_sum = numpy.add.reduce if xp is numpy else xp.sum
+        tail = batch_sum(logprobs[:, full * size:], axis=1) if m % size else None
+        if full == 0:
+            return tail
+        sums = batch_sum(logprobs[:, : full * size].reshape(self.K, full, size), axis=2)
+        total = xp.cumsum(sums, axis=1)[:, -1]
+        return total if tail is None else total + tail
+
+    def parameters(self, k: int) -> FlatDict:
+        """Model ``k``'s parameters ``W1, b1, ...``: views into the stacked buffer."""
+        return FlatDict(self.params[k], self.layout)

@@ -1,0 +1,203 @@
+"""Sweeps: a whole grid of models trained at once, stacked in one set of buffers.
+
+``xpopt.sweep(X, Y, [2, 5, 2, 1], "adam", learning_rate=[1e-4, 3e-4, 1e-3], seed=range(8))``
+trains the 24 models of the grid together (:mod:`xpopt.stacked`): every argument given as a
+list, tuple or range is an axis, the grid is the cartesian product of the axes, and model
+``k`` ends bit for bit where :func:`xpopt.train` would end it alone (float64 on the CPU)::
+
+    train(X, Y, initialize_parameters(layer_dims, seed=init_seed_k),
+          make_optimizer(optimizer_k, learning_rate_k, beta=beta_k, beta1=beta1_k,
+                         beta2=beta2_k, epsilon=epsilon_k),
+          seed=seed_k, mini_batch_size=mini_batch_size_k, num_epochs=num_epochs_k,
+          decay=decay_k, decay_rate=decay_rate_k, record_every=record_every)
+
+Models that share an optimizer, a batch size and a number of epochs train as one group, in
+blocks of at most ``block_size`` models (a block's working set stays in the CPU's cache).
+"""
+
+from __future__ import annotations
+
+import itertools
+import numbers
+import time
+from typing import Any, Callable, Sequence
+
+import numpy
+
+from .backend import get_xp, synchronize
+from .data import _check_batch_inputs
+from .experiment import final_cost as _final_cost
+from .experiment import resolve_decay
+from .network import accuracy as _accuracy
+from .network import parameter_layout
+from .stacked import StackedTrainer
+from .sweep_kernels import stacked_update
+from .sweep_result import SweepResult
+from .train import OPTIMIZERS, make_optimizer
+
+__all__ = ["AXES", "SweepResult", "grid", "sweep"]
+
+# The grid's axes in product order (the last varies fastest) and their defaults: the course's.
+AXES = {"optimizer": "adam", "learning_rate": 0.0007, "beta": 0.9, "beta1": 0.9,
+        "beta2": 0.999, "epsilon": 1e-8, "seed": 10, "init_seed": 3, "num_epochs": 5000,
+        "mini_batch_size": 64, "decay": None, "decay_rate": 1}
+SHUFFLES = ("own", "shared")
+
+
+def _is_axis(value) -> bool:
+    return isinstance(value, (list, tuple, range))
+
+
+def grid(**values) -> tuple[dict[str, list], list[dict[str, Any]]]:
+    """The axes (name -> list of values) and every model's full settings, in product order.
+
+    Parameters
+    ----------
+    **values
+        One value or a list/tuple/range of values per name of :data:`AXES` (defaults for
+        the names not given).
+
+    Returns
+    -------
+    axes : dict of str to list
+        The names given as lists, in :data:`AXES` order.
+    models : list of dict
+        Every combination, the last axis varying fastest.
+    """
+    unknown = sorted(set(values) - set(AXES))
+    if unknown:
+        raise TypeError(f"unknown sweep argument(s) {unknown}; the axes are {list(AXES)}")
+    full = {name: values.get(name, default) for name, default in AXES.items()}
+    axes = {}
+    for name, value in full.items():
+        if _is_axis(value):
+            if len(value) == 0:
+                raise ValueError(f"{name} is an empty axis: give at least one value")
+            axes[name] = list(value)
+    names = list(full)
+    choices = [list(full[n]) if n in axes else [full[n]] for n in names]
+    return axes, [dict(zip(names, combo)) for combo in itertools.product(*choices)]
+
+
+def _check_int(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _prepare(models: list[dict]) -> list[dict]:
+    """Validate every model's settings and build its optimizer (before any training)."""
+    for s in models:
+        if s["optimizer"] not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {s['optimizer']!r}")
+        s["_opt"] = make_optimizer(s["optimizer"], s["learning_rate"], beta=s["beta"],
+                                   beta1=s["beta1"], beta2=s["beta2"], epsilon=s["epsilon"])
+        for name, low in (("seed", 0), ("init_seed", 0), ("num_epochs", 0), ("mini_batch_size", 1)):
+            s[name] = _check_int(name, s[name], low)
+        s["_decay"] = resolve_decay(s["decay"])
+        rate = s["decay_rate"]
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not numpy.isfinite(rate) or rate < 0:
+            raise ValueError(f"decay_rate must be a finite number >= 0, got {rate!r}")
+    return models
+
+
+def sweep(X, Y, layer_dims: Sequence[int], optimizer: str | Sequence[str] = "adam", *,
+          learning_rate=0.0007, beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, seed=10,
+          init_seed=3, num_epochs=5000, mini_batch_size=64, decay=None, decay_rate=1,
+          shuffle: str = "own", record_every: int = 100, block_size: int | None = 128,
+          ) -> SweepResult:
+    """Train every model of a grid at once; model ``k`` equals :func:`~xpopt.train`'s run.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_x, m)
+    Y : ndarray of shape (1, m)
+        NumPy or CuPy; the sweep runs there.
+    layer_dims : sequence of int
+        ``[n_x, ..., 1]`` (one output unit, as the course's network).
+    optimizer : str or list of str
+        ``"gd"``, ``"momentum"``, ``"rmsprop"``, ``"adam"``; several run as one group each.
+    learning_rate, beta, beta1, beta2, epsilon : float or list of float
+        As :func:`~xpopt.make_optimizer` takes them.
+    seed : int or list/range of int
+        ``train``'s shuffle seed (epoch ``i`` shuffles with ``seed + i + 1``).
+    init_seed : int or list/range of int
+        :func:`~xpopt.initialize_parameters`' seed.
+    num_epochs, mini_batch_size : int or list of int
+    decay : None, callable, "update_lr", "schedule_lr_decay", or a list of these
+        ``decay(learning_rate0, epoch, decay_rate)``, called as ``train`` calls it.
+    decay_rate : float or list of float
+    shuffle : {"own", "shared"}
+        ``"own"``: each model its seed's permutation (one permutation is shared anyway when
+        all seeds are equal). ``"shared"``: one permutation for all, which needs one seed.
+    record_every : int
+        Record ``cost_avg`` every this many epochs, as ``train``.
+    block_size : int or None
+        At most this many models per stacked block on the CPU (None: a group at once).
+
+    Returns
+    -------
+    SweepResult
+        ``settings[k]``, ``parameters[k]``, ``costs[k]``, ``final_cost[k]``, ``accuracy[k]``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For an empty axis, an unknown optimizer or shuffle, a bad value, or data that does
+        not fit ``layer_dims``: all checked before any training.
+    """
+    if shuffle not in SHUFFLES:
+        raise ValueError(f"shuffle must be one of {SHUFFLES}, got {shuffle!r}")
+    record_every = _check_int("record_every", record_every, 1)
+    if block_size is not None:
+        block_size = _check_int("block_size", block_size, 1)
+    axes, models = grid(optimizer=optimizer, learning_rate=learning_rate, beta=beta,
+                        beta1=beta1, beta2=beta2, epsilon=epsilon, seed=seed,
+                        init_seed=init_seed, num_epochs=num_epochs,
+                        mini_batch_size=mini_batch_size, decay=decay, decay_rate=decay_rate)
+    parameter_layout(layer_dims)  # validates layer_dims
+    _prepare(models)
+    for s in models:
+        _check_batch_inputs(X, Y, s["mini_batch_size"])
+    dims = [int(d) for d in layer_dims]
+    if dims[-1] != 1 or Y.shape[0] != 1:
+        raise ValueError(f"a sweep trains networks with one output unit on labels of shape "
+                         f"(1, m); got layer_dims[-1]={dims[-1]} and Y of shape {Y.shape}")
+    if X.shape[0] != dims[0]:
+        raise ValueError(f"X has {X.shape[0]} features (rows) but layer_dims[0] is {dims[0]}")
+    if X.dtype != Y.dtype or X.dtype.kind != "f":
+        raise TypeError(f"X and Y must share one floating dtype, got {X.dtype} and {Y.dtype}")
+    if shuffle == "shared" and len({s["seed"] for s in models}) > 1:
+        raise ValueError("shuffle='shared' draws one permutation per epoch from one seed, "
+                         "but seed is an axis; give one seed or use shuffle='own'")
+    xp = get_xp(X, Y)
+    on_cpu = xp is numpy
+
+    groups: dict[tuple, list[int]] = {}
+    for k, s in enumerate(models):
+        groups.setdefault((s["optimizer"], s["mini_batch_size"], s["num_epochs"]), []).append(k)
+    parameters: list = [None] * len(models)
+    costs: list = [None] * len(models)
+    start = time.perf_counter()
+    for (_, batch, epochs), members in groups.items():
+        size = block_size if (on_cpu and block_size) else len(members)
+        for lo in range(0, len(members), size):
+            block = members[lo:lo + size]
+            ms = [models[k] for k in block]
+            trainer = StackedTrainer(
+                X, Y, dims, [s["_opt"] for s in ms], [s["seed"] for s in ms],
+                [s["init_seed"] for s in ms], [(s["_decay"], s["decay_rate"]) for s in ms],
+                batch, shared=shuffle == "shared")
+            history = trainer.run(epochs, record_every,
+                                  update=None if on_cpu else stacked_update(trainer))
+            for j, k in enumerate(block):
+                parameters[k] = trainer.parameters(j)
+                costs[k] = history[:, j].tolist()
+    synchronize()
+    seconds = time.perf_counter() - start
+    settings = [{name: s[name] for name in axes} for s in models]
+    finals = [_final_cost(X, Y, p) for p in parameters]
+    accuracies = [_accuracy(X, Y, p) for p in parameters]
+    return SweepResult(axes=axes, settings=settings, parameters=parameters, costs=costs,
+                       final_cost=finals, accuracy=accuracies, record_every=record_every,
+                       seconds=seconds)
