@@ -272,3 +272,88 @@ def test_random_mini_batches_gpu_parity(xp, m, mbs, seed):
           for bx, by in iterate_minibatches(xp.asarray(X), xp.asarray(Y), mbs, seed)]
     assert_same_batches(it, ref.random_mini_batches(X, Y, mbs, seed))
 
+
+
+# ------------------------------------------------------------- check_dataset (issue 11)
+def _bad_datasets():
+    """(id, X, Y, error type, message pattern): each fault the training data can have."""
+    X, Y = data(2, 20)
+    big = X.astype(X.dtype.newbyteorder(">"))
+    nan_X = X.copy()
+    nan_X[1, 7] = numpy.nan
+    inf_X = X.copy()
+    inf_X[0, 3] = -numpy.inf
+    nan_Y = Y.copy()
+    nan_Y[0, 4] = numpy.nan
+    two = Y.copy()
+    two[0, 5] = 2.0
+    neg = Y.copy()
+    neg[0, 0] = -1.0
+    half = Y.copy()
+    half[0, 9] = 0.5
+    return [
+        ("labels-2", X, two, ValueError, r"labels.*\{0, 1\}"),
+        ("labels-minus1", X, neg, ValueError, r"labels.*\{0, 1\}"),
+        ("labels-0.5", X, half, ValueError, r"labels.*\{0, 1\}"),
+        ("nan-X", nan_X, Y, ValueError, r"X.*not finite"),
+        ("inf-X", inf_X, Y, ValueError, r"X.*not finite"),
+        ("nan-Y", X, nan_Y, ValueError, r"Y.*not finite|labels"),
+        ("int-X", (X * 10).astype(numpy.int64), Y, TypeError, r"X.*floating"),
+        ("complex-X", X.astype(numpy.complex128), Y, TypeError, r"X.*floating"),
+        ("big-endian-X", big, Y, TypeError, r"X.*byte order"),
+        ("big-endian-Y", X, Y.astype(Y.dtype.newbyteorder(">")), TypeError, r"Y.*byte order"),
+        ("Y-two-rows", X, numpy.vstack([Y, Y]), ValueError, r"Y must have shape \(1, 20\)"),
+        ("columns", X, Y[:, :19], ValueError, "different numbers of examples"),
+        ("X-1d", X[0], Y, ValueError, "X must be 2-D"),
+        ("X-list", X.tolist(), Y, TypeError, "X must be an array"),
+        ("empty", X[:, :0], Y[:, :0], ValueError, "no examples"),
+    ]
+
+
+BAD_DATASETS = _bad_datasets()
+
+
+@pytest.mark.parametrize("X, Y, error, match", [b[1:] for b in BAD_DATASETS],
+                         ids=[b[0] for b in BAD_DATASETS])
+def test_check_dataset_refuses_bad_training_data(X, Y, error, match):
+    """Labels outside {0, 1}, NaN or inf, integer or complex X, foreign byte order, wrong
+    shapes: a clear error naming the fault (not a negative cross-entropy or a NaN run)."""
+    from xpopt.data import check_dataset
+
+    with pytest.raises(error, match=match):
+        check_dataset(X, Y)
+
+
+@pytest.mark.parametrize("y_dtype", [numpy.float64, numpy.float32, numpy.int64, numpy.bool_])
+def test_check_dataset_accepts_the_course_data(y_dtype):
+    """The moons, and labels as the course's load_dataset gives them (integers) or as
+    floats or booleans, pass and come back as they are (no copy)."""
+    from xpopt.data import check_dataset
+
+    X, Y = load_moons()
+    Yc = Y.astype(y_dtype)
+    assert check_dataset(X, Yc) == 300
+    X32, Y32 = load_moons(dtype=numpy.float32)
+    assert check_dataset(X32, Y32) == 300
+
+
+def test_check_dataset_on_the_device(xp):
+    """On CuPy the same verdicts (computed on the device)."""
+    from xpopt.data import check_dataset
+
+    X, Y = data(2, 20)
+    assert check_dataset(xp.asarray(X), xp.asarray(Y)) == 20
+    bad = Y.copy()
+    bad[0, 1] = 3.0
+    with pytest.raises(ValueError, match="labels"):
+        check_dataset(xp.asarray(X), xp.asarray(bad))
+    X[0, 0] = numpy.nan
+    with pytest.raises(ValueError, match="not finite"):
+        check_dataset(xp.asarray(X), xp.asarray(Y))
+
+
+@pytest.mark.parametrize("noise", [float("nan"), float("inf"), -float("inf"), numpy.float64("nan")])
+def test_load_moons_refuses_non_finite_noise(noise):
+    """load_moons(noise=nan) used to return NaN data: now ValueError naming noise."""
+    with pytest.raises(ValueError, match="noise"):
+        load_moons(noise=noise)

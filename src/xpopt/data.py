@@ -5,14 +5,16 @@ Layout: examples are COLUMNS. ``X`` has shape (n_x, m) and ``Y`` shape (1, m).
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Iterator
 
 import numpy
 
-from .backend import get_xp, to_device
+from .backend import get_xp, to_device, to_host
 
-__all__ = ["MiniBatcher", "iterate_minibatches", "load_moons", "random_mini_batches"]
+__all__ = ["MiniBatcher", "check_dataset", "iterate_minibatches", "load_moons",
+           "random_mini_batches"]
 
 
 def load_moons(n_samples: int = 300, noise: float | None = 0.2, seed: int = 3, *,
@@ -30,8 +32,9 @@ def load_moons(n_samples: int = 300, noise: float | None = 0.2, seed: int = 3, *
     """
     if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 2:
         raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
-    if noise is not None and (not isinstance(noise, numbers.Real) or noise < 0):
-        raise ValueError(f"noise must be None or a number >= 0, got {noise!r}")
+    if noise is not None and (not isinstance(noise, numbers.Real) or not math.isfinite(noise)
+                              or noise < 0):
+        raise ValueError(f"noise must be None or a finite number >= 0, got {noise!r}")
     dtype = numpy.dtype(dtype)
     if dtype.kind != "f":
         raise TypeError(f"dtype must be a floating type, got {dtype}")
@@ -55,11 +58,13 @@ def load_moons(n_samples: int = 300, noise: float | None = 0.2, seed: int = 3, *
     return to_device(X), to_device(Y)
 
 
-def _check_batch_inputs(X, Y, mini_batch_size) -> int:
-    xp = get_xp(X, Y)  # TypeError naming both when NumPy and CuPy are mixed
+def _check_shapes(X, Y) -> int:
+    """Both arrays of one module, 2-D, the same number (>= 1) of columns; returns ``m``."""
     for name, a in (("X", X), ("Y", Y)):
         if a is None or not hasattr(a, "ndim"):
             raise TypeError(f"{name} must be an array, got {type(a).__name__}")
+    get_xp(X, Y)  # TypeError naming both when NumPy and CuPy are mixed, or for non-arrays
+    for name, a in (("X", X), ("Y", Y)):
         if a.ndim != 2:
             raise ValueError(f"{name} must be 2-D with examples as columns, got shape {a.shape}")
     if X.shape[1] != Y.shape[1]:
@@ -67,11 +72,61 @@ def _check_batch_inputs(X, Y, mini_batch_size) -> int:
                          f"X {X.shape[1]}, Y {Y.shape[1]}")
     if X.shape[1] == 0:
         raise ValueError("X and Y have no examples (zero columns)")
+    return X.shape[1]
+
+
+def _check_batch_inputs(X, Y, mini_batch_size) -> int:
+    m = _check_shapes(X, Y)
     if (isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, numbers.Integral)
             or mini_batch_size < 1):
         raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
-    del xp
-    return X.shape[1]
+    return m
+
+
+def check_dataset(X, Y) -> int:
+    """Refuse training data that would train to a wrong answer; returns ``m``.
+
+    ``X`` (n_x, m) and ``Y`` (1, m): arrays of one module (NumPy or CuPy), ``X`` floating
+    point, both in native byte order, all values finite, labels in {0, 1} (floating, integer
+    or boolean). :func:`~xpopt.train` calls this once per call, before it touches an array;
+    the partitioners (:func:`random_mini_batches`, :class:`MiniBatcher`) only check shapes:
+    they shuffle whatever they are given.
+
+    The values are checked with one pass on the data's device and ONE boolean read back
+    (the details of a fault are computed only to name it).
+
+    Raises
+    ------
+    TypeError
+        Not arrays, NumPy mixed with CuPy, ``X`` not floating point, ``Y`` not numeric,
+        or a non-native byte order.
+    ValueError
+        Shapes, a NaN or infinity, labels outside {0, 1}.
+    """
+    m = _check_shapes(X, Y)
+    if Y.shape[0] != 1:
+        raise ValueError(f"Y must have shape (1, {m}) (one row of labels), got {Y.shape}")
+    if X.dtype.kind != "f":
+        raise TypeError(f"X must be floating point (float64 or float32), got {X.dtype}")
+    if Y.dtype.kind not in "fiub":
+        raise TypeError(f"Y must hold numeric labels 0 and 1, got dtype {Y.dtype}")
+    for name, a in (("X", X), ("Y", Y)):
+        if not a.dtype.isnative:
+            raise TypeError(f"{name} has a non-native byte order ({a.dtype.str}); convert it "
+                            f"with {name}.astype({name}.dtype.newbyteorder('='))")
+    xp = get_xp(X, Y)
+    finite_X = xp.isfinite(X).all()
+    labels_ok = ((Y == 0) | (Y == 1)).all()
+    if bool(finite_X & labels_ok):  # the one read
+        return m
+    if not bool(finite_X):
+        bad = int(xp.count_nonzero(~xp.isfinite(X)))
+        raise ValueError(f"X is not finite: {bad} NaN or infinite value(s)")
+    if Y.dtype.kind == "f" and not bool(xp.isfinite(Y).all()):
+        raise ValueError("Y is not finite: labels must be 0 or 1, got NaN or infinity")
+    values = to_host(xp.unique(Y))
+    raise ValueError(f"labels must be in {{0, 1}} (binary cross-entropy), got values "
+                     f"{values[:10].tolist()}{' ...' if values.size > 10 else ''}")
 
 
 def _permutation(m: int, seed, rng: numpy.random.RandomState | None = None) -> numpy.ndarray:
