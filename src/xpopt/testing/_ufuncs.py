@@ -11,7 +11,7 @@ import numpy
 from ._hostbuild import ftz_mode
 
 _PY_SCALARS = (bool, int, float, complex)
-_NOT_F32 = frozenset("dgefFD")  # float64/16/longdouble/complex: FTZ would be wrong for them
+_NOT_F32 = frozenset("dgeFD")  # float64/16/longdouble/complex: FTZ would be wrong for them
 
 
 def unsupported(x) -> TypeError:
