@@ -253,9 +253,11 @@ def test_bad_shapes_raise_before_any_work(moons, no_training):
 
 
 # ------------------------------------------------------------------ the GPU's launches
-def test_gpu_update_is_one_launch_per_step_whatever_k(moons):
+@pytest.mark.parametrize("seed", [10, [10, 11]], ids=["one-seed", "own-seeds"])
+def test_gpu_update_is_one_launch_per_step_whatever_k(moons, seed):
     """Under the CuPy stand-in: the stacked update is one ElementwiseKernel launch per step,
-    and a step's launches do not grow with the number of models."""
+    a step's launches do not grow with the number of models, and an epoch copies to the
+    device a fixed number of times (the permutations, the bias corrections), never per step."""
     try:
         from xpopt.testing import cupy_standin  # noqa: PLC0415
     except ImportError as exc:
@@ -270,12 +272,16 @@ def test_gpu_update_is_one_launch_per_step_whatever_k(moons):
             for epochs in (1, 2):
                 cp.counters.reset()
                 xpopt.sweep(Xd, Yd, DIMS, "adam", learning_rate=list(numpy.linspace(1e-3, 1e-2, K)),
-                            seed=10, num_epochs=epochs)
-                counts[epochs] = (cp.counters.launches, cp.counters.kernel_launches[name])
+                            seed=seed, num_epochs=epochs)
+                counts[epochs] = (cp.counters.launches, cp.counters.kernel_launches[name],
+                                  cp.counters.h2d, cp.counters.d2h)
             steps = 5  # 300 examples in batches of 64: 5 steps per epoch
             assert counts[1][1] == steps and counts[2][1] == 2 * steps
-            per_step[K] = (counts[2][0] - counts[1][0]) / steps  # one more epoch's launches
+            # what one more epoch costs: launches per step, copies per epoch (none per step)
+            per_step[K] = ((counts[2][0] - counts[1][0]) / steps,
+                           counts[2][2] - counts[1][2], counts[2][3] - counts[1][3])
     assert per_step[16] == per_step[2], per_step
+    assert per_step[2][1] <= 3 and per_step[2][2] == 0, per_step
 
 
 def test_stacked_update_specs_share_the_rules_text():
@@ -286,3 +292,22 @@ def test_stacked_update_specs_share_the_rules_text():
         assert spec.operation == rule.operation and spec.options == rule.options
         assert spec.scalars == () and spec.name.startswith("xpopt_sweep_")
     assert stacked.TIME_SCALARS == ("bias1", "bias2")
+
+
+def test_gpu_sweep_is_train_under_the_standin(moons):
+    """The CuPy path (stand-in: NumPy arithmetic behind CuPy's interface) gives train's bits."""
+    try:
+        from xpopt.testing import cupy_standin  # noqa: PLC0415
+    except ImportError as exc:
+        pytest.skip(f"needs xpopt.testing (the CuPy stand-in): {exc}")
+    X, Y = moons
+    with cupy_standin() as cp:
+        result = xpopt.sweep(cp.asarray(X), cp.asarray(Y), DIMS, ["adam", "gd"],
+                             learning_rate=[0.01, 0.1], seed=[10, 12], decay=[None, "update_lr"],
+                             num_epochs=EPOCHS, record_every=RECORD)
+        assert type(result.parameters[0].flat) is cp.ndarray
+        got = [cp.asnumpy(p.flat) for p in result.parameters]
+    for k, s in enumerate(result.settings):
+        alone = train_alone(X, Y, s, {"num_epochs": EPOCHS})
+        assert numpy.array_equal(bits(got[k]), bits(alone.parameters.flat)), s
+        assert result.costs[k] == alone.costs, s

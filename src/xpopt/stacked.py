@@ -126,7 +126,9 @@ class StackedTrainer:
         # --- shuffles
         self.seeds = [int(s) for s in seeds]
         self.distinct_seeds = sorted(set(self.seeds))
-        self.shared = bool(shared) or len(self.distinct_seeds) == 1
+        # One permutation for all: on NumPy a broadcast view of one shuffled copy; on CuPy
+        # the models' buffers are gathered all the same (one launch, whatever K).
+        self.shared = (bool(shared) or len(self.distinct_seeds) == 1) and xp is numpy
         self._rng = numpy.random.RandomState()
         if self.shared:
             self.sx = xp.empty((n_x, m), dtype)
@@ -139,7 +141,9 @@ class StackedTrainer:
             self._rows = (numpy.arange(n_x, dtype=numpy.intp) * m)[None, :, None]
             self._perm_host = numpy.empty((K, m), numpy.intp)
             self._perm_cache: dict[int, numpy.ndarray] = {}
-            self._index = xp.empty((K, n_x, m), numpy.intp) if xp is numpy else None
+            self._index = xp.empty((K, n_x, m), numpy.intp)
+            if xp is not numpy:
+                self._rows = xp.asarray(self._rows)
             self._Xflat, self._Yflat = X.reshape(-1), Y.reshape(-1)
         self.Xs = Xs
 
@@ -202,7 +206,8 @@ class StackedTrainer:
                        mode="clip")
         else:  # one host-to-device copy of K*m indices per epoch
             perm = xp.asarray(self._perm_host)
-            xp.take(self._Xflat, perm[:, None, :] + xp.asarray(self._rows), out=self.Xs)
+            xp.add(perm[:, None, :], self._rows, out=self._index)
+            xp.take(self._Xflat, self._index, out=self.Xs)
             xp.take(self._Yflat, perm, out=self.Ys.reshape(self.K, self.m))
 
     def _epoch_scalars(self, nb: int) -> list[dict]:
