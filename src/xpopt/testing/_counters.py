@@ -5,8 +5,35 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import types
-from typing import Iterator, Mapping
+from collections.abc import Mapping
+from typing import Iterator
+
+class LaunchCounts(Mapping):
+    """A read-only ``Counter`` of launches by kernel name: a missing name counts 0."""
+
+    def __init__(self, counts=()):
+        self._d = {k: v for k, v in dict(counts).items() if v}
+
+    def __getitem__(self, name: str) -> int:
+        return self._d.get(name, 0)
+
+    def __iter__(self):
+        return iter(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __contains__(self, name) -> bool:
+        return name in self._d
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Mapping):
+            return self._d == {k: v for k, v in other.items() if v}
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"LaunchCounts({self._d})"
+
 
 _FIELDS = ("launches", "allocations", "allocated_bytes", "h2d", "h2d_bytes", "d2h",
            "d2h_bytes", "syncs")
@@ -21,8 +48,9 @@ class CounterSnapshot:
     launches : int
         Kernel launches: ufuncs, reductions, ElementwiseKernels, copies, fills, gathers,
         matrix products.
-    kernel_launches : Mapping of str to int
-        Launches by kernel name (``"multiply"``, ``"xpopt_adam"``, ``"copy"``, ...).
+    kernel_launches : LaunchCounts
+        Launches by kernel name (``"multiply"``, ``"xpopt_adam"``, ``"copy"``, ...); a
+        read-only mapping where a name never launched counts 0, like a ``Counter``.
     allocations, allocated_bytes : int
         New device arrays (views do not count) and their bytes.
     h2d, h2d_bytes, d2h, d2h_bytes : int
@@ -32,8 +60,7 @@ class CounterSnapshot:
     """
 
     launches: int = 0
-    kernel_launches: Mapping[str, int] = dataclasses.field(
-        default_factory=lambda: types.MappingProxyType({}))
+    kernel_launches: LaunchCounts = dataclasses.field(default_factory=LaunchCounts)
     allocations: int = 0
     allocated_bytes: int = 0
     h2d: int = 0
@@ -45,8 +72,7 @@ class CounterSnapshot:
     def __sub__(self, other: "CounterSnapshot") -> "CounterSnapshot":
         names = collections.Counter(self.kernel_launches)
         names.subtract(other.kernel_launches)
-        kernels = types.MappingProxyType({k: v for k, v in names.items() if v})
-        return CounterSnapshot(kernel_launches=kernels,
+        return CounterSnapshot(kernel_launches=LaunchCounts(names),
                                **{f: getattr(self, f) - getattr(other, f) for f in _FIELDS})
 
 
@@ -64,7 +90,7 @@ class Counters:
 
     def snapshot(self) -> CounterSnapshot:
         """A plain immutable copy of the current counts."""
-        return CounterSnapshot(kernel_launches=types.MappingProxyType(dict(self.kernel_launches)),
+        return CounterSnapshot(kernel_launches=LaunchCounts(self.kernel_launches),
                                **{f: getattr(self, f) for f in _FIELDS})
 
     # The stand-in calls these; they are the only writers.

@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy
 
 from . import _ufuncs as U
-from ._hostbuild import ftz_for_cast
 
 
 def install(ns: dict, cls) -> None:
@@ -37,7 +36,7 @@ def install(ns: dict, cls) -> None:
         if isinstance(obj, cls):
             if not copy and (dtype is None or numpy.dtype(dtype) == obj.dtype) and obj.ndim >= ndmin:
                 return obj
-            with ftz_for_cast(obj.dtype, dtype or obj.dtype):
+            with U.for_cast(obj.dtype, dtype or obj.dtype):
                 a = numpy.array(obj._a, dtype=dtype, order=order, ndmin=ndmin, copy=True)
             return new(a, "copy")
         if isinstance(obj, (list, tuple)) and any(isinstance(x, cls) for x in obj):
@@ -115,6 +114,47 @@ def install(ns: dict, cls) -> None:
     def transpose(a, axes=None):
         return cls._wrap(numpy.transpose(array_in(a), axes))
 
+    def broadcast_to(array, shape):
+        return cls._wrap(numpy.broadcast_to(array_in(array), shape))  # a read-only view
+
+    def squeeze(a, axis=None):
+        return cls._wrap(numpy.squeeze(array_in(a), axis))
+
+    def ascontiguousarray(a, dtype=None):
+        a_ = array_in(a)
+        if a_.flags.c_contiguous and (dtype is None or numpy.dtype(dtype) == a_.dtype):
+            return a
+        return array(a, dtype=dtype, order="C")
+
+    def vstack(tup):
+        return concatenate([x if x.ndim >= 2 else x.reshape(1, -1) for x in tup], axis=0)
+
+    def hstack(tup):
+        return concatenate(list(tup), axis=0 if all(x.ndim == 1 for x in tup) else 1)
+
+    def unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None):
+        r = numpy.unique(array_in(ar), return_index, return_inverse, return_counts, axis)
+        counters.launch("unique")  # a sort and a scan on the GPU: one counted step here
+        return tuple(new(numpy.asarray(x)) for x in r) if isinstance(r, tuple) else new(r)
+
+    def count_nonzero(a, axis=None):
+        return U.call_reduction(cls, "count_nonzero",
+                                lambda x, keepdims, **k: numpy.count_nonzero(x, **k), a, axis=axis)
+
+    def _arg(name, fn):
+        return lambda a, axis=None, out=None, keepdims=False: U.call_reduction(
+            cls, name, fn, a, axis, None, out, keepdims)
+
+    argmax, argmin = _arg("argmax", numpy.argmax), _arg("argmin", numpy.argmin)
+
+    def sort(a, axis=-1):
+        return new(numpy.sort(array_in(a), axis=axis), "sort")
+
+    def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+        with U.on_device(False):
+            r = numpy.isclose(U.operand(cls, a), U.operand(cls, b), rtol, atol, equal_nan)
+        return new(numpy.asarray(r), "isclose")
+
     def take(a, indices, axis=None, out=None):
         a_ = array_in(a)
         if isinstance(indices, cls):
@@ -142,7 +182,7 @@ def install(ns: dict, cls) -> None:
         dst = U.out_operand(cls, dst)
         value = U.operand(cls, src)
         kw = {} if where is None else {"where": U.operand(cls, where)}
-        with ftz_for_cast(getattr(value, "dtype", None), dst.dtype):
+        with U.for_cast(getattr(value, "dtype", None), dst.dtype):
             numpy.copyto(dst._a, value, casting=casting, **kw)
         counters.launch("copy")
 
@@ -191,7 +231,8 @@ def install(ns: dict, cls) -> None:
         return out if out is not None else new(numpy.asarray(r))
 
     def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
-        r = numpy.allclose(U.operand(cls, a), U.operand(cls, b), rtol, atol, equal_nan)
+        with U.on_device(False):
+            r = numpy.allclose(U.operand(cls, a), U.operand(cls, b), rtol, atol, equal_nan)
         counters.launch("isclose")
         return new(numpy.asarray(r), "all")  # a device bool, as CuPy returns
 
@@ -209,7 +250,9 @@ def install(ns: dict, cls) -> None:
     public = ("array", "asarray", "asnumpy", "empty", "zeros", "ones", "full", "arange",
               "linspace", "concatenate", "stack", "expand_dims", "reshape", "ravel", "transpose",
               "take", "where", "copyto", "cumsum", "clip", "allclose", "array_equal",
-              "get_array_module", "result_type")
+              "get_array_module", "result_type", "broadcast_to", "squeeze",
+              "ascontiguousarray", "vstack", "hstack", "unique", "count_nonzero", "argmax",
+              "argmin", "sort", "isclose")
     scope = locals()
     ns.update({k: scope[k] for k in public})
     for name in U.UFUNC_NAMES:

@@ -155,11 +155,3 @@ def flush_subnormals(a) -> numpy.ndarray:
     out[sub] = numpy.copysign(out.dtype.type(0), out[sub])
     return out
 
-
-def ftz_for_cast(src_dtype, dst_dtype):
-    """FTZ for a conversion that a GPU kernel would make with ``cvt.ftz`` into float32."""
-    if src_dtype is None or numpy.dtype(src_dtype) == numpy.dtype(dst_dtype):
-        return contextlib.nullcontext()  # a plain copy moves bits: nothing is flushed
-    if numpy.dtype(dst_dtype).char == "f":  # float64 -> float32 under FTZ: cvt.rn.ftz.f32.f64
-        return ftz_mode()
-    return contextlib.nullcontext()

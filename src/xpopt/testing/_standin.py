@@ -11,7 +11,6 @@ import operator
 import numpy
 
 from . import _ufuncs as U
-from ._hostbuild import ftz_for_cast
 
 _IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. "
              "Please use `.get()` to construct a NumPy array explicitly.")
@@ -174,7 +173,7 @@ class NdarrayBase:
         dtype = numpy.dtype(dtype)
         if not copy and dtype == self._a.dtype:
             return self
-        with ftz_for_cast(self._a.dtype, dtype):
+        with U.for_cast(self._a.dtype, dtype):
             r = self._a.astype(dtype, order=order, casting=casting or "unsafe")
         self._state.counters.launch("copy")
         self._state.counters.allocate(r.nbytes)
@@ -210,7 +209,7 @@ class NdarrayBase:
             name = "copy"
         else:
             raise U.unsupported(value)
-        with ftz_for_cast(getattr(src, "dtype", None), self._a.dtype):
+        with U.for_cast(getattr(src, "dtype", None), self._a.dtype):
             self._a[key] = src
         counters.launch(name)
 

@@ -60,12 +60,30 @@ def _loop_is_f32(ufunc, keys) -> bool:
     return "f" in chars and not (chars & _NOT_F32)
 
 
-def ftz_for(dtypes) -> contextlib.AbstractContextManager:
-    """FTZ+DAZ when the work is float32 only (a GPU flushes float32, never float64)."""
+@contextlib.contextmanager
+def on_device(ftz: bool):
+    """How device work runs: no floating-point warnings (a GPU raises none), and FTZ+DAZ
+    for float32 work when ``ftz``."""
+    with numpy.errstate(all="ignore"):
+        if ftz:
+            with ftz_mode():
+                yield
+        else:
+            yield
+
+
+def ftz_for(dtypes):
+    """:func:`on_device`, flushing when the work is float32 only (never float64)."""
     chars = {numpy.dtype(d).char for d in dtypes if d is not None}
-    if "f" in chars and not (chars & _NOT_F32):
-        return ftz_mode()
-    return contextlib.nullcontext()
+    return on_device("f" in chars and not (chars & _NOT_F32))
+
+
+def for_cast(src_dtype, dst_dtype):
+    """:func:`on_device` for a copy: a conversion into float32 is a ``cvt.ftz`` on the GPU;
+    a same-dtype copy moves bits and flushes nothing."""
+    if src_dtype is None or numpy.dtype(src_dtype) == numpy.dtype(dst_dtype):
+        return on_device(False)
+    return on_device(numpy.dtype(dst_dtype).char == "f")
 
 
 def wrap_result(cls, r):
@@ -96,8 +114,7 @@ def call_ufunc(cls, ufunc, args, out=None, dtype=None, casting="same_kind", name
         (out_array._a.dtype if out_array is not None else (numpy.dtype(dtype) if dtype is not None else None)),)
     if ufunc.nout != 1:
         keys = tuple(_dtype_key(v) for v in values) + (None,) * ufunc.nout
-    ctx = ftz_mode() if _loop_is_f32(ufunc, keys) else contextlib.nullcontext()
-    with ctx:
+    with on_device(_loop_is_f32(ufunc, keys)):
         r = ufunc(*values, **kwargs)
     cls._state.counters.launch(name or ufunc.__name__)
     if out_array is not None:
