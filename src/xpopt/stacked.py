@@ -328,6 +328,28 @@ class StackedTrainer:
         total = xp.cumsum(sums, axis=1)[:, -1]
         return total if tail is None else total + tail
 
+    def nbytes(self) -> int:
+        """Bytes of the buffers this trainer owns (parameters, gradients, moments, scratch,
+        shuffled data, the passes' work buffers), not counting ``X`` and ``Y``."""
+        def root(a):
+            while getattr(a, "base", None) is not None:
+                a = a.base
+            return a
+
+        seen, todo, total = {id(root(self.X)), id(root(self.Y))}, list(vars(self).values()), 0
+        while todo:
+            item = todo.pop()
+            if isinstance(item, (list, tuple)):
+                todo.extend(item)
+            elif isinstance(item, dict):
+                todo.extend(item.values())
+            elif hasattr(item, "nbytes") and hasattr(item, "shape"):
+                owner = root(item)
+                if id(owner) not in seen:
+                    seen.add(id(owner))
+                    total += int(owner.nbytes)
+        return total
+
     def parameters(self, k: int) -> FlatDict:
         """Model ``k``'s parameters ``W1, b1, ...``: views into the stacked buffer."""
         return FlatDict(self.params[k], self.layout)
