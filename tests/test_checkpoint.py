@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import stat
+import time
 
 import numpy as np
 import pytest
@@ -390,3 +392,415 @@ def test_failed_save_keeps_last_good_checkpoint(tmp_path, monkeypatch, error):
     assert ckpt.load(path).epoch == 50
     # and the kept checkpoint still resumes to the uninterrupted run
     assert_same_run(train("adam", checkpoint=path, resume=True), uninterrupted("adam"))
+
+
+# ============================================================ issue 11: by key (item 4)
+STEP_OPTIMIZERS = {
+    "gd": lambda lr: xpopt.GD(lr),
+    "momentum": lambda lr: xpopt.Momentum(lr, 0.9),
+    "rmsprop": lambda lr: xpopt.RMSprop(lr),
+    "adam": lambda lr: xpopt.Adam(lr),
+}
+
+
+def _styled(style: str):
+    """The course's initial parameters as a packed FlatDict, a FlatDict whose keys were
+    rebound the course's way, or a plain dict in another key order than the layout."""
+    p = xpopt.initialize_parameters(LAYERS)
+    if style == "packed":
+        return p
+    if style == "rebound":
+        for k in list(p):
+            p[k] = p[k] - 0
+        assert not p.packed
+        return p
+    return {k: np.array(p[k]) for k in reversed(list(p))}  # b3, W3, ..., W1
+
+
+def _styled_state(opt, params, style: str):
+    """The optimizer's state: its own (init), or plain dicts in a third key order."""
+    state = opt.init(params)
+    if style == "plain":
+        keys = ["d" + k for k in params]
+        keys = keys[1::2] + keys[::2]  # neither the layout's order nor the parameters'
+        for slot in opt.slots:
+            setattr(state, slot, {k: np.zeros_like(params[k[1:]]) for k in keys})
+    return state
+
+
+def _epochs(params, state, opt, lr0, first, last, decay):
+    """The course's loop, by hand, with the optimizer API on these dicts: epochs
+    first..last-1 (mini-batches of 64, seed 10 + i + 1), the course's decay after each."""
+    X, Y = moons()
+    for i in range(first, last):
+        for bx, by in xpopt.random_mini_batches(X, Y, 64, 10 + i + 1):
+            AL, caches = xpopt.forward_propagation(bx, params)
+            grads = xpopt.backward_propagation(bx, by, caches)
+            opt.update(params, grads, state)
+            if isinstance(params, xpopt.FlatDict) and not params.packed:
+                for k in list(params):  # the course's rebinding, every step
+                    params[k] = params[k] - 0
+        if decay:
+            opt.learning_rate = course.update_lr(lr0, i, 0.3)
+
+
+def _by_key_equal(a: dict, b: dict) -> None:
+    assert set(a) == set(b)
+    for k in a:
+        assert np.array_equal(np.asarray(a[k]), np.asarray(b[k])), f"{k} differs"
+
+
+@pytest.mark.parametrize("decay", [False, True], ids=["const", "update_lr"])
+@pytest.mark.parametrize("style", ["packed", "rebound", "plain"])
+@pytest.mark.parametrize("name", list(STEP_OPTIMIZERS))
+def test_save_and_restore_by_key_resume_exactly(tmp_path, name, style, decay):
+    """The checkpoint API on the caller's own dicts: packed FlatDicts, FlatDicts rebound the
+    course's way, plain dicts (parameters and state in different key orders). Saved after 3
+    epochs, restored into FRESH dicts of the same style and continued for 3 more: bit for
+    bit the uninterrupted 6 epochs (parameters and moments by key, t). Restoring used to
+    fill a packed copy (rebound: nothing restored), scramble plain-dict states, or raise
+    AttributeError on plain-dict parameters."""
+    lr0 = 0.01
+    whole_p = _styled(style)
+    whole_opt = STEP_OPTIMIZERS[name](lr0)
+    whole_s = _styled_state(whole_opt, whole_p, style)
+    _epochs(whole_p, whole_s, whole_opt, lr0, 0, 6, decay)
+
+    p = _styled(style)
+    opt = STEP_OPTIMIZERS[name](lr0)
+    s = _styled_state(opt, p, style)
+    _epochs(p, s, opt, lr0, 0, 3, decay)
+    path = tmp_path / "manual.npz"
+    ckpt.save(path, parameters=p, state=s, epoch=3, seed=10, learning_rate=opt.learning_rate,
+              learning_rates=[], costs=[], optimizer=opt, mini_batch_size=64)
+
+    p2 = _styled(style)
+    opt2 = STEP_OPTIMIZERS[name](lr0)
+    s2 = _styled_state(opt2, p2, style)
+    held = {k: p2[k] for k in p2}  # the arrays the caller's dict holds: restored in place
+    saved = ckpt.load(path)
+    saved.restore_into(p2, s2, optimizer=opt2, seed=10, mini_batch_size=64)
+    assert all(p2[k] is held[k] for k in held)
+    _by_key_equal(p2, p)
+    for slot in opt.slots:
+        _by_key_equal(getattr(s2, slot), getattr(s, slot))
+    assert s2.t == s.t == 3 * 5
+    opt2.learning_rate = saved.learning_rate
+    _epochs(p2, s2, opt2, lr0, 3, 6, decay)
+    _by_key_equal(p2, whole_p)
+    for slot in opt.slots:
+        _by_key_equal(getattr(s2, slot), getattr(whole_s, slot))
+    assert s2.t == whole_s.t
+
+
+def test_restore_into_plain_dicts_of_another_key_order(tmp_path):
+    """Saved from a packed run, restored into plain dicts whose keys run in another order:
+    every array lands under its own key (checked against the packed source by key)."""
+    path = good_checkpoint(tmp_path)
+    saved = ckpt.load(path)
+    src = xpopt.initialize_parameters(LAYERS)
+    offsets, at = {}, 0
+    for k, shape in src.layout:  # independent of the code under test: the layout's offsets
+        n = int(np.prod(shape))
+        offsets[k] = (at, at + n, shape)
+        at += n
+    params = {k: np.full(src[k].shape, -7.0) for k in ["b2", "W3", "W1", "b3", "b1", "W2"]}
+    state = xpopt.OptimizerState(v={"d" + k: np.zeros_like(params[k]) for k in sorted(params)},
+                                 s={"d" + k: np.zeros_like(params[k]) for k in params})
+    saved.restore_into(params, state, optimizer=xpopt.Adam(0.0007), seed=10, mini_batch_size=64,
+                       record_every=100, data=ckpt.data_fingerprint(*moons()))
+    for k, (lo, hi, shape) in offsets.items():
+        assert np.array_equal(params[k], saved.parameters[lo:hi].reshape(shape))
+        assert np.array_equal(state.v["d" + k], saved.slots["v"][lo:hi].reshape(shape))
+        assert np.array_equal(state.s["d" + k], saved.slots["s"][lo:hi].reshape(shape))
+
+
+@pytest.mark.parametrize("fault", ["missing-key", "extra-key", "wrong-shape", "read-only",
+                                   "float32-state", "state-missing-key"])
+def test_refused_restore_changes_nothing(tmp_path, fault):
+    """A restore that does not fit (a key missing or extra, a shape, a read-only array, a
+    state of another dtype) raises CheckpointError and leaves every array as it was."""
+    saved = ckpt.load(good_checkpoint(tmp_path))
+    params = {k: np.array(v) for k, v in xpopt.initialize_parameters(LAYERS).items()}
+    state = xpopt.Adam(0.0007).init(params)
+    if fault == "missing-key":
+        del params["b3"]
+        state = xpopt.OptimizerState(v={"d" + k: np.zeros_like(a) for k, a in params.items()},
+                                     s={"d" + k: np.zeros_like(a) for k, a in params.items()})
+    elif fault == "extra-key":
+        params["W4"] = np.zeros((1, 1))
+    elif fault == "wrong-shape":
+        params["b1"] = np.zeros((5, 2))
+    elif fault == "read-only":
+        params["W3"].setflags(write=False)
+    elif fault == "float32-state":
+        state.s["dW2"] = state.s["dW2"].astype(np.float32)
+    elif fault == "state-missing-key":
+        del state.v["db2"]
+    before = {k: a.copy() for k, a in params.items()}
+    before_state = {slot: {k: a.copy() for k, a in getattr(state, slot).items()} for slot in "vs"}
+    with pytest.raises(CheckpointError):
+        saved.restore_into(params, state, optimizer=xpopt.Adam(0.0007), seed=10,
+                           mini_batch_size=64, record_every=100,
+                           data=ckpt.data_fingerprint(*moons()))
+    _by_key_equal(params, before)
+    for slot in "vs":
+        _by_key_equal(getattr(state, slot), before_state[slot])
+    assert state.t == 0
+
+
+def test_save_reads_plain_dict_state_by_key(tmp_path):
+    """A plain-dict state in another key order than the parameters is saved by key: the
+    saved 'v' holds dW1's values where the layout puts W1 (used to be the dict's order)."""
+    params = xpopt.initialize_parameters(LAYERS)
+    v = {"d" + k: np.full(params[k].shape, float(i)) for i, k in enumerate(params)}
+    v = dict(reversed(list(v.items())))
+    state = xpopt.OptimizerState(t=1, v=v)
+    path = tmp_path / "v.npz"
+    ckpt.save(path, parameters=params, state=state, epoch=1, seed=10, learning_rate=0.1,
+              learning_rates=[0.1], costs=[], optimizer=xpopt.Momentum(0.1), mini_batch_size=64)
+    want = np.concatenate([np.full(int(np.prod(s)), float(i))
+                           for i, (_, s) in enumerate(params.layout)])
+    assert np.array_equal(ckpt.load(path).slots["v"], want)
+
+
+# ================================================ resume: every optimizer, decay, style
+RESUME_OPTS = {"gd": lambda: xpopt.GD(0.05), "momentum": lambda: xpopt.Momentum(0.05),
+               "rmsprop": lambda: xpopt.RMSprop(0.005), "adam": lambda: xpopt.Adam(0.01)}
+RESUME_DECAYS = {
+    "none": {},
+    "update_lr": dict(decay=xpopt.update_lr, decay_rate=0.2),
+    "schedule_lr_decay": dict(decay=functools.partial(xpopt.schedule_lr_decay, time_interval=7),
+                              decay_rate=0.5),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _whole(name, decay):
+    X, Y = moons()
+    return xpopt.train(X, Y, LAYERS, RESUME_OPTS[name](), num_epochs=30, record_every=4,
+                       **RESUME_DECAYS[decay])
+
+
+@pytest.mark.parametrize("style", ["packed", "rebound", "plain"])
+@pytest.mark.parametrize("decay", list(RESUME_DECAYS))
+@pytest.mark.parametrize("name", list(RESUME_OPTS))
+def test_resume_matrix_bit_for_bit(tmp_path, name, decay, style):
+    """Every optimizer, with and without decay (update_lr, schedule_lr_decay every 7 epochs),
+    from packed, rebound or plain-dict initial parameters: stopped after 13 epochs (saves at
+    5, 10 and the stop), resumed to 30, equals the uninterrupted run bit for bit; the
+    caller's initial parameters are left as they were when they are not a packed FlatDict."""
+    X, Y = moons()
+    path = tmp_path / "run.npz"
+    kw = dict(num_epochs=30, record_every=4, checkpoint=path, checkpoint_every=5,
+              **RESUME_DECAYS[decay])
+    first_p = _styled(style)
+    xpopt.train(X, Y, first_p, RESUME_OPTS[name](), stop_after=13, **kw)
+    assert ckpt.load(path).epoch == 13
+    again = _styled(style)
+    before = {k: np.array(a) for k, a in again.items()}
+    resumed = xpopt.train(X, Y, again, RESUME_OPTS[name](), resume=True, **kw)
+    whole = _whole(name, decay)
+    for k in whole.parameters:
+        assert np.array_equal(resumed.parameters[k], whole.parameters[k]), k
+    assert resumed.costs == whole.costs and len(whole.costs) == 8
+    assert resumed.learning_rates == whole.learning_rates
+    assert resumed.learning_rate == whole.learning_rate
+    assert resumed.state.t == whole.state.t == 30 * 5
+    for slot in ("v", "s"):
+        a, b = getattr(resumed.state, slot), getattr(whole.state, slot)
+        assert (a is None) == (b is None)
+        if a is not None:
+            _by_key_equal(a, b)
+    if style != "packed":
+        _by_key_equal(again, before)
+
+
+# ================================================ record_every and the data (item 9)
+def test_resume_with_another_record_every_is_refused(tmp_path):
+    """record_every was not in the checkpoint: a resume with another one mixed two record
+    grids. Now CheckpointError naming it; the file and the given parameters unchanged."""
+    X, Y = moons()
+    path = tmp_path / "run.npz"
+    xpopt.train(X, Y, LAYERS, xpopt.Adam(0.01), num_epochs=60, record_every=10,
+                checkpoint=path, stop_after=30)
+    before = path.read_bytes()
+    params = xpopt.initialize_parameters(LAYERS)
+    flat = params.flat.copy()
+    with pytest.raises(CheckpointError, match="record_every 10 != 20"):
+        xpopt.train(X, Y, params, xpopt.Adam(0.01), num_epochs=60, record_every=20,
+                    checkpoint=path, resume=True)
+    assert path.read_bytes() == before and np.array_equal(params.flat, flat)
+
+
+@pytest.mark.parametrize("change", ["one-value", "fewer-examples", "labels"])
+def test_resume_on_other_data_is_refused(tmp_path, change):
+    """Resuming on other data went unnoticed; the checkpoint now holds the data's shapes,
+    dtypes and hash, and a resume on anything else is refused, the file unchanged."""
+    X, Y = moons()
+    path = tmp_path / "run.npz"
+    xpopt.train(X, Y, LAYERS, xpopt.Adam(0.01), num_epochs=40, checkpoint=path, stop_after=20)
+    before = path.read_bytes()
+    X2, Y2 = np.array(X), np.array(Y)
+    if change == "one-value":
+        X2[1, 123] = np.nextafter(X2[1, 123], np.inf)
+    elif change == "fewer-examples":
+        X2, Y2 = X2[:, :299], Y2[:, :299]
+    else:
+        Y2[0, 5] = 1 - Y2[0, 5]
+    with pytest.raises(CheckpointError, match="other data"):
+        xpopt.train(X2, Y2, LAYERS, xpopt.Adam(0.01), num_epochs=40, checkpoint=path,
+                    resume=True)
+    assert path.read_bytes() == before
+
+
+def test_the_data_fingerprint_is_computed_once_per_call(tmp_path, monkeypatch):
+    calls = []
+    real = ckpt.data_fingerprint
+    monkeypatch.setattr(ckpt, "data_fingerprint", lambda X, Y: calls.append(1) or real(X, Y))
+    X, Y = moons()
+    xpopt.train(X, Y, LAYERS, xpopt.Adam(0.01), num_epochs=6, checkpoint=tmp_path / "r.npz",
+                checkpoint_every=1)
+    assert len(calls) == 1
+
+
+# ================================================= corrupt and crafted files (item 11)
+def _central_entry_offset(data: bytes, name: bytes) -> int:
+    """Offset of member ``name``'s central-directory entry (the zip format, not xpopt)."""
+    i = data.find(b"PK\x01\x02")
+    while i >= 0:
+        n = int.from_bytes(data[i + 28:i + 30], "little")
+        if data[i + 46:i + 46 + n] == name:
+            return i
+        i = data.find(b"PK\x01\x02", i + 1)
+    raise AssertionError(f"no member {name!r}")
+
+
+@pytest.mark.parametrize("member", [b"parameters.npy", b"meta.npy", b"v.npy"])
+def test_flipped_compression_method_is_a_checkpoint_error(tmp_path, member):
+    """A flipped byte in a member's compression method gave NotImplementedError."""
+    data = bytearray(good_checkpoint(tmp_path).read_bytes())
+    at = _central_entry_offset(bytes(data), member) + 10  # the compression method
+    data[at] ^= 0x63
+    bad = tmp_path / "method.npz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt"):
+        ckpt.load(bad)
+
+
+@pytest.mark.parametrize("extra", ["x", "v2", "vs"])
+def test_an_extra_array_is_a_checkpoint_error(tmp_path, extra):
+    """An extra array in the npz reached restore_into (AttributeError/TypeError)."""
+    good = good_checkpoint(tmp_path)
+    n = ckpt.load(good).parameters.size
+    bad = _rewrite(good, tmp_path / "extra.npz", arrays={extra: np.zeros(n)})
+    with pytest.raises(CheckpointError, match="unexpected arrays"):
+        ckpt.load(bad)
+    with pytest.raises(CheckpointError, match="unexpected arrays"):
+        train("adam", checkpoint=bad, resume=True)
+
+
+def _meta_of(path):
+    with np.load(path, allow_pickle=False) as data:
+        return json.loads(str(data["meta"][()]))
+
+
+CRAFTED = [
+    ("negative-epoch", lambda m: {"epoch": -1}),
+    ("negative-t", lambda m: {"t": -5}),
+    ("t-zero-with-moments", lambda m: {"t": 0}),
+    ("costs-too-long", lambda m: {"costs": m["costs"] + [0.5]}),
+    ("lrs-too-long", lambda m: {"learning_rates": m["learning_rates"] + [0.0007]}),
+    ("lr-nan", lambda m: {"learning_rate": float("nan")}),
+    ("lr-inf", lambda m: {"learning_rate": float("inf")}),
+    ("lr-negative", lambda m: {"learning_rate": -0.1}),
+    ("lrs-nan", lambda m: {"learning_rates": [float("nan")] * m["epoch"]}),
+    ("lr-string", lambda m: {"learning_rate": "0.1"}),
+    ("cost-bool", lambda m: {"costs": [True]}),
+    ("seed-out-of-range", lambda m: {"seed": 2**32 - 10}),
+    ("seed-negative", lambda m: {"seed": -3}),
+    ("mini-batch-0", lambda m: {"mini_batch_size": 0}),
+    ("record-every-0", lambda m: {"record_every": 0}),
+    ("dtype-int", lambda m: {"dtype": "int64"}),
+    ("dtype-junk", lambda m: {"dtype": "not a dtype"}),
+    ("duplicate-key", lambda m: {"layout": m["layout"][:-1] + [["W1", m["layout"][-1][1]]]}),
+    ("hyper-nan", lambda m: {"hyperparameters": {**m["hyperparameters"], "beta1": float("nan")}}),
+    ("epoch-float", lambda m: {"epoch": 50.0}),
+    ("data-junk", lambda m: {"data": {"sha256": 3}}),
+]
+
+
+@pytest.mark.parametrize("change", [c[1] for c in CRAFTED], ids=[c[0] for c in CRAFTED])
+def test_crafted_metadata_is_refused(tmp_path, change):
+    """Metadata that no run writes (negative counts, t = 0 with moments, more costs or
+    learning rates than the epochs allow, non-finite rates, seeds NumPy refuses, ...):
+    CheckpointError from load() and from a resuming train(), which changes nothing."""
+    good = good_checkpoint(tmp_path)
+    bad = _rewrite(good, tmp_path / "crafted.npz", change(_meta_of(good)))
+    with pytest.raises(CheckpointError):
+        ckpt.load(bad)
+    before = bad.read_bytes()
+    params = xpopt.initialize_parameters(LAYERS)
+    flat = params.flat.copy()
+    with pytest.raises(CheckpointError):
+        xpopt.train(*moons(), params, xpopt.Adam(0.0007), num_epochs=100, checkpoint=bad,
+                    resume=True)
+    assert bad.read_bytes() == before and np.array_equal(params.flat, flat)
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: {"t": m["t"] + 1},
+    lambda m: {"costs": []},
+    lambda m: {"learning_rates": m["learning_rates"][:-1]},
+], ids=["t", "costs-missing", "lrs-missing"])
+def test_train_refuses_counters_that_do_not_add_up(tmp_path, change):
+    """Loadable, but not what train() wrote for that many epochs: t other than one step per
+    mini-batch, a cost or learning rate missing. train(resume=True) refuses, nothing changes."""
+    good = good_checkpoint(tmp_path)
+    bad = _rewrite(good, tmp_path / "counters.npz", change(_meta_of(good)))
+    params = xpopt.initialize_parameters(LAYERS)
+    flat = params.flat.copy()
+    with pytest.raises(CheckpointError, match="do not add up"):
+        xpopt.train(*moons(), params, xpopt.Adam(0.0007), num_epochs=100, checkpoint=bad,
+                    resume=True)
+    assert np.array_equal(params.flat, flat)
+
+
+def test_a_checkpoint_of_the_previous_format_is_refused_clearly(tmp_path):
+    good = good_checkpoint(tmp_path)
+    old = _meta_of(good)
+    old["format"] = "xpopt-checkpoint/1"
+    del old["record_every"], old["data"]
+    bad = _rewrite(good, tmp_path / "old.npz", old)
+    with pytest.raises(CheckpointError, match="older xpopt"):
+        ckpt.load(bad)
+
+
+# ===================================================== files on disk (items 12, 13)
+def test_stale_temporary_files_of_ours_are_removed_at_save(tmp_path):
+    """A save killed half-way leaves '.xpopt-*.npz.tmp': the next save in that folder
+    removes OUR temporary files older than the limit, and nothing else."""
+    old = time.time() - ckpt.STALE_TMP_SECONDS - 60
+    names = {".xpopt-abcd1234.npz.tmp": old, ".xpopt-k_9Zq2x1y0.npz.tmp": old,
+             ".xpopt-fresh123.npz.tmp": None, ".other-abcd1234.npz.tmp": old,
+             ".xpopt-abcd1234.npz": old, "notes.txt": old, ".xpopt-.npz.tmp": old}
+    for name, mtime in names.items():
+        (tmp_path / name).write_bytes(b"partial")
+        if mtime is not None:
+            os.utime(tmp_path / name, (mtime, mtime))
+    good_checkpoint(tmp_path)
+    left = set(os.listdir(tmp_path))
+    assert ".xpopt-abcd1234.npz.tmp" not in left and ".xpopt-k_9Zq2x1y0.npz.tmp" not in left
+    assert left == set(names) - {".xpopt-abcd1234.npz.tmp", ".xpopt-k_9Zq2x1y0.npz.tmp"} | {"run.npz"}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_checkpoint_mode_follows_the_umask(tmp_path, umask):
+    """Checkpoints were 0600 whatever the umask (mkstemp): now 0666 & ~umask, as any file."""
+    previous = os.umask(umask)
+    try:
+        path = good_checkpoint(tmp_path)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask

@@ -8,8 +8,10 @@ show progress, to save a checkpoint, and once at the end.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
+import numbers
 import os
 import sys
 import time
@@ -19,7 +21,7 @@ from typing import Callable, Sequence
 import numpy
 
 from .backend import get_xp, to_host, to_module
-from .data import MiniBatcher
+from .data import MiniBatcher, check_dataset
 from .flat import FlatDict
 from .network import (Workspace, backward_propagation, compute_cost, epoch_cost,
                       forward_propagation, host_initial_parameters)
@@ -47,7 +49,12 @@ class TrainResult:
     state : OptimizerState
         The optimizer's state (``t``, moments) after the last step.
     epochs : int
-        The number of epochs completed (``num_epochs``).
+        The number of epochs completed (``num_epochs``, or fewer with ``stop_after``).
+    record_epochs : list of int
+        The epochs whose ``cost_avg`` is in ``costs``.
+    learning_rate : float
+        The learning rate after the last epoch (the schedule applied): the rate a continued
+        run starts its next epoch with. The caller's optimizer is left as it was.
     """
 
     parameters: FlatDict
@@ -57,6 +64,7 @@ class TrainResult:
     state: OptimizerState
     epochs: int
     record_epochs: list = field(default_factory=list)
+    learning_rate: float | None = None
 
 
 def make_optimizer(name: str, learning_rate: float = 0.0007, *, beta: float = 0.9, beta1: float = 0.9,
@@ -108,6 +116,58 @@ class _Progress:
     def close(self) -> None:
         self.stream.write("\n")
         self.stream.flush()
+
+
+SEED_MAX = 2**32 - 1  # numpy.random.RandomState accepts seeds in [0, 2**32 - 1]
+
+
+def _count(name: str, value, minimum: int | None) -> int:
+    """An integer argument: any ``numbers.Integral`` (NumPy integers too) but not a bool."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_seed(seed, num_epochs: int) -> int:
+    """``seed`` such that every epoch's shuffle seed ``seed + i + 1`` (i < num_epochs) is
+    one NumPy accepts; returns it as an int."""
+    seed = _count("seed", seed, None)
+    first, last = seed + 1, seed + max(int(num_epochs), 1)
+    if first < 0 or last > SEED_MAX:
+        raise ValueError(f"seed {seed} with {num_epochs} epochs shuffles with seeds {first}.."
+                         f"{last}, outside NumPy's range [0, 2**32 - 1]: use a seed in "
+                         f"[-1, {SEED_MAX - max(int(num_epochs), 1)}]")
+    return seed
+
+
+def check_settings(*, num_epochs, mini_batch_size, seed, print_every=1000, record_every=100,
+                   checkpoint_every=1000, stop_after=None, checkpoint=None) -> dict:
+    """Validate :func:`train`'s counts, seed and checkpoint path, before anything runs.
+
+    The command line calls this too, before it loads any data. Returns the counts as ints.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A count that is not an integer (bools refused) or out of range; a seed that leaves
+        NumPy's range in some epoch.
+    CheckpointError
+        A checkpoint path that is a directory or where no file can be created.
+    """
+    from .checkpoint import check_writable  # noqa: PLC0415
+
+    out = {"num_epochs": _count("num_epochs", num_epochs, 0),
+           "mini_batch_size": _count("mini_batch_size", mini_batch_size, 1),
+           "print_every": _count("print_every", print_every, 1),
+           "record_every": _count("record_every", record_every, 1),
+           "checkpoint_every": _count("checkpoint_every", checkpoint_every, 1),
+           "stop_after": None if stop_after is None else _count("stop_after", stop_after, 0)}
+    out["seed"] = check_seed(seed, out["num_epochs"])
+    if checkpoint is not None:
+        check_writable(checkpoint)
+    return out
 
 
 def _epoch_buffers(params: FlatDict, m: int, mini_batch_size: int):
@@ -190,14 +250,23 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
     """
     from . import checkpoint as ckpt  # noqa: PLC0415
 
-    xp = get_xp(X, Y)
-    for name, value in (("num_epochs", num_epochs), ("print_every", print_every),
-                        ("record_every", record_every), ("checkpoint_every", checkpoint_every)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "num_epochs" else 1):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    # Everything is checked before any array is touched (issue 11): the counts, the seed,
+    # the checkpoint path, the optimizer, the data (once per call), the parameters.
+    settings = check_settings(num_epochs=num_epochs, mini_batch_size=mini_batch_size, seed=seed,
+                              print_every=print_every, record_every=record_every,
+                              checkpoint_every=checkpoint_every, stop_after=stop_after,
+                              checkpoint=checkpoint)
+    num_epochs, mini_batch_size, seed = (settings["num_epochs"], settings["mini_batch_size"],
+                                         settings["seed"])
+    print_every, record_every = settings["print_every"], settings["record_every"]
+    checkpoint_every, stop_after = settings["checkpoint_every"], settings["stop_after"]
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be an xpopt Optimizer (GD, Momentum, RMSprop, Adam), "
                         f"got {type(optimizer).__name__}; make_optimizer('adam', ...) builds one")
+    check_dataset(X, Y)
+    xp = get_xp(X, Y)
+    # The schedule changes the learning rate of a copy: the caller's optimizer stays as it is.
+    optimizer = copy.copy(optimizer)
     if isinstance(parameters, dict):
         params = parameters
         if not (isinstance(params, FlatDict) and params.packed):
@@ -218,28 +287,31 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
     n_records = math.ceil(num_epochs / record_every)
     history = xp.zeros(n_records, dtype=X.dtype)
     learning_rates: list[float] = []
+    # Cheap next to training, once per call: refuses resuming on other data.
+    fingerprint = ckpt.data_fingerprint(X, Y) if checkpoint is not None else None
+    saved = None
     if resume and checkpoint is not None and os.path.exists(checkpoint):
         saved = ckpt.load(checkpoint)
-        if saved.epoch > num_epochs:
-            raise ckpt.CheckpointError(f"{checkpoint} has done {saved.epoch} epochs, "
-                                       f"more than num_epochs={num_epochs}")
-        if saved.learning_rates and saved.learning_rates[0] != learning_rate0:
-            raise ckpt.CheckpointError(
-                f"{checkpoint} was trained from learning rate {saved.learning_rates[0]!r}, "
-                f"this run starts from {learning_rate0!r}")
+        saved.check_matches(params, state, optimizer=optimizer, seed=seed,
+                            mini_batch_size=mini_batch_size, schedule=schedule,
+                            record_every=record_every, data=fingerprint)
+        saved.check_progress(num_epochs=num_epochs, learning_rate0=learning_rate0,
+                             batches_per_epoch=len(batcher), path=checkpoint)
+
+    show = progress if progress is not None else sys.stderr.isatty()
+    bar = _Progress(num_epochs, progress_label) if show else None
+    grads, batch_workspaces, epoch_AL = _epoch_buffers(params, m, batcher.mini_batch_size)
+    step = optimizer.bind(params, grads, state)
+    if saved is not None:  # the last check, then the first write into the run's arrays
         saved.restore_into(params, state, optimizer=optimizer, seed=seed,
-                           mini_batch_size=mini_batch_size, schedule=schedule)
+                           mini_batch_size=mini_batch_size, schedule=schedule,
+                           record_every=record_every, data=fingerprint)
         start = saved.epoch
         learning_rates = list(saved.learning_rates)
         done = saved.costs[:n_records]
         history[: len(done)] = xp.asarray(done, dtype=X.dtype)
         if learning_rates:
             optimizer.learning_rate = saved.learning_rate
-
-    show = progress if progress is not None else sys.stderr.isatty()
-    bar = _Progress(num_epochs, progress_label) if show else None
-    grads, batch_workspaces, epoch_AL = _epoch_buffers(params, m, batcher.mini_batch_size)
-    step = optimizer.bind(params, grads, state)
     total = xp.zeros((), dtype=X.dtype)
     end = num_epochs if stop_after is None else min(num_epochs, start + stop_after)
     t0 = time.perf_counter()
@@ -274,13 +346,13 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
                           learning_rate=optimizer.learning_rate, learning_rates=learning_rates,
                           costs=to_host(history[: i // record_every + 1]).tolist(),
                           optimizer=optimizer, mini_batch_size=mini_batch_size,
-                          schedule=schedule)
+                          schedule=schedule, record_every=record_every, data=fingerprint)
     costs = to_host(history[: (end - 1) // record_every + 1] if end > 0 else history[:0]).tolist()
     wall = time.perf_counter() - t0
     if bar is not None:
         bar.close()
     return TrainResult(params, costs, learning_rates, wall, state, end,
-                       list(range(0, end, record_every)))
+                       list(range(0, end, record_every)), optimizer.learning_rate)
 
 
 def model(X, Y, layers_dims, optimizer, learning_rate=0.0007, mini_batch_size=64, beta=0.9,
