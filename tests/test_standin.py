@@ -483,3 +483,75 @@ def test_train_on_the_standin_equals_numpy_bit_for_bit(cp):
     assert got.costs == want.costs
     steps = 3 * -(-X.shape[1] // 64)
     assert c.kernel_launches["xpopt_adam"] == steps  # one fused launch per step
+
+
+# ------------------------------------------------------------------- more CuPy habits
+def test_denormals_are_zero_on_float32_kernel_inputs(cp):
+    add = cp.ElementwiseKernel("T x, T a", "T y", "y = x + a", "addk")
+    tiny = numpy.finfo(numpy.float32).tiny  # the least normal float32
+    got = add(cp.asarray(numpy.array([TINY32], numpy.float32)), tiny).get()
+    assert got[0] == tiny  # the subnormal input read as zero (plain IEEE: tiny + 1e-40)
+    assert numpy.float32(TINY32) + tiny != tiny
+
+
+def test_launch_counts_of_names_never_launched_are_zero(cp):
+    with cp.counting() as c:
+        cp.ones(2) + 1.0
+    assert c.kernel_launches["xpopt_adam"] == 0 and "xpopt_adam" not in c.kernel_launches
+    assert c.kernel_launches == {"fill": 1, "add": 1}
+
+
+def test_device_work_raises_no_floating_point_warnings(cp):
+    x = cp.asarray(numpy.array([0.0, -1.0, 1e308]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a GPU sets no floating-point flags
+        cp.log(x), x * 10.0, x / 0.0, x.astype(cp.float32)
+
+
+def test_numpy_scalars_and_numpy_methods_dispatch_to_the_device(cp):
+    x = _device(cp, [1.0, 2.0])
+    assert isinstance(numpy.float64(2.0) * x, cp.ndarray)
+    assert float(numpy.sum(x)) == 3.0 and float(numpy.add.reduce(x)) == 3.0
+    assert numpy.cumsum(x).get().tolist() == [1.0, 3.0]
+    assert cp.get_array_module(x) is cp and cp.get_array_module(numpy.ones(1)) is numpy
+
+
+def test_check_dataset_path_functions(cp):
+    Y = _device(cp, [[0.0, 1.0, 1.0, 3.0]])
+    assert cp.unique(Y).get().tolist() == [0.0, 1.0, 3.0]
+    assert int(cp.count_nonzero(Y)) == 3
+    assert cp.broadcast_to(_device(cp, [1.0]), (2, 3)).shape == (2, 3)
+    with pytest.raises(ValueError, match="labels must be in"):
+        xpopt.data.check_dataset(_device(cp, numpy.zeros((2, 4))), Y)
+
+
+def test_concurrent_processes_share_one_cached_build(tmp_path):
+    """Two processes compiling the same kernel at once both load a complete library."""
+    import subprocess  # noqa: PLC0415
+
+    code = ("import numpy, xpopt.testing as t\n"
+            "with t.cupy_standin() as cp:\n"
+            f"    k = cp.ElementwiseKernel('T x', 'T y', 'y = x * T(2); /* {tmp_path.name} */', 'race')\n"
+            "    assert k(cp.ones(3)).get().tolist() == [2.0] * 3\n")
+    env = {**__import__("os").environ, "XPOPT_STANDIN_CACHE": str(tmp_path)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()
+    assert len(list(tmp_path.glob("race-*.so"))) == 1 and not list(tmp_path.glob("*.cpp"))
+
+
+def test_data_dependent_sizes_and_pickling_read_back(cp):
+    import pickle  # noqa: PLC0415
+
+    x = _device(cp, [1.0, -2.0, 3.0])
+    with cp.counting() as c:
+        pos = x[x > 0]
+    assert pos.get().tolist() == [1.0, 3.0]
+    assert c.d2h == 1 and c.syncs == 1  # the mask's count is read before allocating
+    with cp.counting() as c:
+        back = pickle.loads(pickle.dumps(x))
+    assert isinstance(back, cp.ndarray) and back.get().tolist() == [1.0, -2.0, 3.0]
+    assert c.d2h == 1 and c.h2d == 1
+    assert cp.shares_memory(x[1:], x) and not cp.shares_memory(back, x)

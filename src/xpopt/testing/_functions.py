@@ -135,6 +135,7 @@ def install(ns: dict, cls) -> None:
     def unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None):
         r = numpy.unique(array_in(ar), return_index, return_inverse, return_counts, axis)
         counters.launch("unique")  # a sort and a scan on the GPU: one counted step here
+        counters.to_host(8)  # its size is known on the device only: CuPy reads it back
         return tuple(new(numpy.asarray(x)) for x in r) if isinstance(r, tuple) else new(r)
 
     def count_nonzero(a, axis=None):
@@ -146,6 +147,12 @@ def install(ns: dict, cls) -> None:
             cls, name, fn, a, axis, None, out, keepdims)
 
     argmax, argmin = _arg("argmax", numpy.argmax), _arg("argmin", numpy.argmin)
+
+    def shares_memory(a, b, max_work=None):
+        return bool(numpy.shares_memory(array_in(a), array_in(b)))
+
+    def may_share_memory(a, b, max_work=None):
+        return bool(numpy.may_share_memory(array_in(a), array_in(b)))
 
     def sort(a, axis=-1):
         return new(numpy.sort(array_in(a), axis=axis), "sort")
@@ -252,7 +259,7 @@ def install(ns: dict, cls) -> None:
               "take", "where", "copyto", "cumsum", "clip", "allclose", "array_equal",
               "get_array_module", "result_type", "broadcast_to", "squeeze",
               "ascontiguousarray", "vstack", "hstack", "unique", "count_nonzero", "argmax",
-              "argmin", "sort", "isclose")
+              "argmin", "sort", "isclose", "shares_memory", "may_share_memory")
     scope = locals()
     ns.update({k: scope[k] for k in public})
     for name in U.UFUNC_NAMES:

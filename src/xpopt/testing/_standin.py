@@ -7,10 +7,12 @@ array of one ``cupy_standin()`` session is not an array of the next.
 from __future__ import annotations
 
 import operator
+import sys
 
 import numpy
 
 from . import _ufuncs as U
+from ._operators import Operators
 
 _IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. "
              "Please use `.get()` to construct a NumPy array explicitly.")
@@ -36,29 +38,24 @@ class Flags:
                 f"  OWNDATA : {self.owndata}")
 
 
-def _binary(np_ufunc, reflected=False, inplace=False):
-    def op(self, other):
-        cls = type(self)
-        if not (isinstance(other, (cls, numpy.ndarray, numpy.generic)) or type(other) in U._PY_SCALARS):
-            return NotImplemented  # let Python try the other operand (or raise TypeError)
-        args = (other, self) if reflected else (self, other)
-        return U.call_ufunc(cls, np_ufunc, args, out=self if inplace else None)
-    return op
-
-
-def _unary(np_ufunc):
-    def op(self):
-        return U.call_ufunc(type(self), np_ufunc, (self,))
-    return op
+def _unpickle(a: numpy.ndarray):
+    """Unpickling a device array: a host-to-device copy on the ``cupy`` then in use."""
+    return sys.modules["cupy"].asarray(a)
 
 
 def _index(cls, key):
-    """The key with device index arrays unwrapped; host index arrays are a counted copy."""
+    """The key with device index arrays unwrapped; host index arrays are a counted copy.
+
+    A boolean mask makes an output whose size only the device knows: CuPy reads the count
+    back (a device-to-host copy and a sync) before it can allocate it.
+    """
     items = key if isinstance(key, tuple) else (key,)
     out = []
     for k in items:
         if isinstance(k, cls):
             k = k._a
+            if k.dtype == bool:
+                cls._state.counters.to_host(8)
         elif isinstance(k, (numpy.ndarray, list)):
             k = numpy.asarray(k)
             cls._state.counters.to_device(k.nbytes)  # CuPy copies host indices to the device
@@ -66,7 +63,7 @@ def _index(cls, key):
     return tuple(out)
 
 
-class NdarrayBase:
+class NdarrayBase(Operators):
     """A device array of the stand-in (``cupy.ndarray``); see :mod:`xpopt.testing`."""
 
     __slots__ = ("_a", "__weakref__")
@@ -168,6 +165,9 @@ class NdarrayBase:
 
     def __deepcopy__(self, memo):
         return self.copy()
+
+    def __reduce__(self):
+        return _unpickle, (self.get(),)  # as CuPy: pickling reads the array back
 
     def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
         dtype = numpy.dtype(dtype)
@@ -304,33 +304,3 @@ class NdarrayBase:
 
     def clip(self, min=None, max=None, out=None):
         return self._state.module.clip(self, min, max, out=out)
-
-    # ------------------------------------------------------------------ operators
-    __add__, __radd__, __iadd__ = (_binary(numpy.add), _binary(numpy.add, True),
-                                   _binary(numpy.add, inplace=True))
-    __sub__, __rsub__, __isub__ = (_binary(numpy.subtract), _binary(numpy.subtract, True),
-                                   _binary(numpy.subtract, inplace=True))
-    __mul__, __rmul__, __imul__ = (_binary(numpy.multiply), _binary(numpy.multiply, True),
-                                   _binary(numpy.multiply, inplace=True))
-    __truediv__, __rtruediv__, __itruediv__ = (
-        _binary(numpy.true_divide), _binary(numpy.true_divide, True),
-        _binary(numpy.true_divide, inplace=True))
-    __floordiv__, __rfloordiv__, __ifloordiv__ = (
-        _binary(numpy.floor_divide), _binary(numpy.floor_divide, True),
-        _binary(numpy.floor_divide, inplace=True))
-    __mod__, __rmod__ = _binary(numpy.remainder), _binary(numpy.remainder, True)
-    __pow__, __rpow__, __ipow__ = (_binary(numpy.power), _binary(numpy.power, True),
-                                   _binary(numpy.power, inplace=True))
-    __and__, __or__, __xor__ = (_binary(numpy.bitwise_and), _binary(numpy.bitwise_or),
-                                _binary(numpy.bitwise_xor))
-    __lt__, __le__, __gt__, __ge__ = (_binary(numpy.less), _binary(numpy.less_equal),
-                                      _binary(numpy.greater), _binary(numpy.greater_equal))
-    __eq__, __ne__ = _binary(numpy.equal), _binary(numpy.not_equal)
-    __neg__, __pos__, __abs__, __invert__ = (_unary(numpy.negative), _unary(numpy.positive),
-                                             _unary(numpy.absolute), _unary(numpy.invert))
-
-    def __matmul__(self, other):
-        return self._state.module.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return self._state.module.matmul(other, self)
