@@ -48,7 +48,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import types
@@ -61,7 +60,7 @@ __all__ = [
     "KernelArgs", "NvccBuild", "cupy_build", "cupy_modules", "disassemble", "find_nvdisasm",
     "launch_arginfos", "launch_kinds", "nvcc_build", "nvcc_options", "nvrtc_compile",
     "nvrtc_unavailable_reason",
-    "probe_expansions", "ptx_entries", "ptx_float_ops", "ptx_problems", "sass_counts",
+    "prefetch_machine_code", "probe_builds", "probe_expansions", "ptx_entries", "ptx_float_ops", "ptx_problems", "sass_counts",
     "sass_functions", "sass_problems",
 ]
 
@@ -748,19 +747,43 @@ PROBES = {
 }
 
 
+def probe_builds(dtype, arch: str, options: tuple) -> dict[str, tuple[KernelArgs, CupyBuild]]:
+    """The probe kernels (``out = a / b;``, ``out = sqrt(a);``) built as xpopt's are."""
+    dtype = numpy.dtype(dtype)
+    out = {}
+    for what, (ins, outs, op) in PROBES.items():
+        args = KernelArgs(ins, outs, op, f"xpopt_probe_{what}", "", tuple(options), True)
+        kinds = tuple(("array", dtype) for _ in range(len(ins.split(",")) + 1))
+        out[what] = (args, cupy_build(args, kinds, dtype, arch))
+    return out
+
+
 @functools.lru_cache(maxsize=None)
 def probe_expansions(dtype, arch: str, options: tuple, nvcc: str, nvdisasm: str) -> Expansions:
     """The FFMA/DFMA counts of one correctly rounded division and one square root, from
     probe kernels built like xpopt's (CuPy's generator, NVRTC options, nvcc, nvdisasm)."""
-    dtype = numpy.dtype(dtype)
     body, subs = {}, {}
-    for what, (ins, outs, op) in PROBES.items():
-        args = KernelArgs(ins, outs, op, f"xpopt_probe_{what}", "", tuple(options), True)
-        kinds = tuple(("array", dtype) for _ in range(len(ins.split(",")) + 1))
-        build = cupy_build(args, kinds, dtype, arch)
+    for what, (args, build) in probe_builds(dtype, arch, options).items():
         functions = sass_functions(disassemble(nvcc_build(build, nvcc).cubin, nvdisasm))
         body[what] = sass_counts(functions[args.name])
         for sub, ops in functions.items():
             if sub != args.name:
                 subs[_subroutine_kind(sub)] = sass_counts(ops)
     return Expansions(body=body, subroutines=subs)
+
+
+def prefetch_machine_code(builds, nvcc: str, nvdisasm: str, workers: int | None = None) -> None:
+    """Run nvcc and nvdisasm for many builds at once (one process each, ``workers`` at a
+    time, default one per CPU); the results land in :func:`nvcc_build` and
+    :func:`disassemble`'s caches. Errors surface later, from the cached calls' owners."""
+    import concurrent.futures  # noqa: PLC0415
+
+    def one(build):
+        disassemble(nvcc_build(build, nvcc).cubin, nvdisasm)
+
+    with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count() or 2) as pool:
+        for f in [pool.submit(one, b) for b in dict.fromkeys(builds)]:
+            try:
+                f.result()
+            except CompileError:
+                pass  # reported, with its command line, by the test that needs the build

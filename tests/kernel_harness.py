@@ -1,35 +1,27 @@
-"""Compile xpopt's fused-kernel specs without a GPU: for real GPUs with nvcc, and for the host.
+"""Build xpopt's fused-kernel specs for the host, and the helpers the host and GPU tests share.
 
-Both builds wrap the SAME ``operation`` text of a :class:`xpopt.kernels.KernelSpec` in the
+The host build wraps the ``operation`` text of a :class:`xpopt.kernels.KernelSpec` in the
 binding CuPy's ``ElementwiseKernel`` generates (``typedef float T;``, the preamble, then per
 element ``const T &grad = _raw_grad[i];`` for inputs and ``T &param = _raw_param[i];`` for
-outputs, scalars passed by value), so what the tests prove about the host build or the PTX
-holds for the kernel CuPy compiles on a GPU:
+outputs, scalars passed by value):
 
-- :func:`cuda_source`, :func:`compile_cuda`: a ``__global__`` grid-stride kernel per spec,
-  compiled by nvcc to a cubin for a real architecture (``sm_80``, ``sm_90``) or to PTX, with
-  the spec's ``options`` (``--fmad=false``);
-- :func:`host_source`, :func:`host_function`, :func:`run_on_host`: the same body in a plain
+- :func:`host_source`, :func:`host_function`, :func:`run_on_host`: that body in a plain
   C++ loop, compiled by g++ without floating-point contraction into a shared library and
   called through ctypes on NumPy arrays, in place (``-ffp-contract=off`` matters where the
   CPU has FMA: GCC contracts ``a * b + c`` by default, e.g. on aarch64);
-- :func:`ptx_problems`: what in a kernel's PTX would round differently from that host build;
 - :func:`assert_bitwise_equal`, :func:`edge_values`, and small drivers of xpopt's public
   functions (:func:`split`, :func:`joined`, :func:`course_init`, :func:`course_step`) shared
   by the host and GPU tests.
 
-CuPy's ``CArray`` parameters carry no ``__restrict__``; neither do these, so the compilers
-see the same aliasing freedom as in CuPy's build.
+What CuPy compiles for a GPU is proven from CuPy's own generated source, not from a wrapper
+written here: see ``cupy_codegen`` and ``test_kernels_nvrtc``.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import os
-import re
 import shutil
-import struct
 import subprocess
 import tempfile
 from pathlib import Path
@@ -40,19 +32,16 @@ import numpy
 from xpopt.kernels import KernelSpec
 
 __all__ = [
-    "ARCHS", "DTYPES", "HYPER", "CompileError", "assert_bitwise_equal", "compile_cuda",
-    "course_init", "course_step", "cubin_sm", "cuda_source", "edge_values", "find_gxx",
-    "find_nvcc", "float_instructions", "host_function", "host_source", "joined",
-    "optimizer_class", "ptx_entries", "ptx_problems", "run_on_host", "split",
+    "DTYPES", "HYPER", "CompileError", "assert_bitwise_equal", "course_init", "course_step",
+    "edge_values", "find_gxx", "host_function", "host_source", "joined", "optimizer_class",
+    "run_on_host", "split",
 ]
 
-ARCHS = ("sm_80", "sm_90")
 DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 _CTYPE_NAMES = {numpy.dtype(numpy.float32): "float", numpy.dtype(numpy.float64): "double"}
 _CTYPES_SCALARS = {numpy.dtype(numpy.float32): ctypes.c_float,
                    numpy.dtype(numpy.float64): ctypes.c_double}
 HOST_FLAGS = ("-O2", "-shared", "-fPIC", "-ffp-contract=off", "-std=c++17")
-_EM_CUDA = 190  # ELF e_machine of CUDA binaries
 
 
 class CompileError(RuntimeError):
@@ -124,40 +113,9 @@ def _preambles(specs: Sequence[KernelSpec]) -> str:
     return "\n".join(out)
 
 
-def cuda_source(specs: KernelSpec | Iterable[KernelSpec], dtype) -> str:
-    """CUDA C++ for one or more specs, bound as CuPy's ElementwiseKernel binds them.
-
-    Parameters
-    ----------
-    specs : KernelSpec or iterable of KernelSpec
-        Kernels to put in one translation unit (their names must differ).
-    dtype : numpy.dtype or type
-        ``float32`` or ``float64``: what ``T`` stands for.
-
-    Returns
-    -------
-    str
-        ``typedef ... T;``, the preambles, then one ``extern "C" __global__`` grid-stride kernel
-        per spec with arrays as ``_raw_<name>`` pointers, scalars by value, ``n`` last.
-    """
-    specs = _as_tuple(specs)
-    parts = [f"typedef {_ctype(dtype)} T;", _preambles(specs)]
-    for spec in specs:
-        parts.append(
-            f'extern "C" __global__ void {spec.name}({_signature(spec)})\n'
-            "{\n"
-            "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n"
-            "         i += (long long)blockDim.x * gridDim.x) {\n"
-            f"{_element_bindings(spec, ' ' * 8)}\n"
-            f"{_body(spec, ' ' * 8)}\n"
-            "    }\n"
-            "}\n"
-        )
-    return "\n".join(p for p in parts if p) + "\n"
-
-
 def host_source(specs: KernelSpec | Iterable[KernelSpec], dtype) -> str:
-    """C++ for the host with the same binding as :func:`cuda_source` and a plain loop.
+    """C++ for the host: CuPy's per-element binding (arrays as ``_raw_<name>`` pointers, each
+    element bound by reference at index ``i``, scalars by value, ``n`` last) and a plain loop.
 
     ``using std::sqrt;`` brings the ``float`` overload, so ``sqrt`` of a ``float`` is a float
     square root, as in device code.
@@ -179,12 +137,6 @@ def host_source(specs: KernelSpec | Iterable[KernelSpec], dtype) -> str:
 
 
 # ------------------------------------------------------------------------------ compilers
-def find_nvcc() -> str | None:
-    """The path of nvcc, or None."""
-    return shutil.which("nvcc") or next(
-        (p for p in ("/usr/local/cuda/bin/nvcc",) if os.path.exists(p)), None)
-
-
 def find_gxx() -> str | None:
     """The path of g++, or None."""
     return shutil.which("g++")
@@ -197,156 +149,6 @@ def _run(cmd: list[str], what: str) -> None:
             f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n"
             f"--- stderr ---\n{proc.stderr.strip()}\n--- stdout ---\n{proc.stdout.strip()}"
         )
-
-
-def _options(specs: Sequence[KernelSpec], options: Sequence[str] | None) -> tuple[str, ...]:
-    if options is not None:
-        return tuple(options)
-    found = {spec.options for spec in specs}
-    if len(found) != 1:
-        raise ValueError(f"specs compiled together must share their options, got {found}")
-    return found.pop()
-
-
-def compile_cuda(specs: KernelSpec | Iterable[KernelSpec], dtype, arch: str = "sm_90", *,
-                 output: str = "cubin", options: Sequence[str] | None = None,
-                 nvcc: str | None = None) -> bytes | str:
-    """Compile :func:`cuda_source` with nvcc, in a temporary directory.
-
-    Parameters
-    ----------
-    specs : KernelSpec or iterable of KernelSpec
-    dtype : numpy.dtype or type
-        ``float32`` or ``float64``.
-    arch : str
-        A real architecture, ``"sm_80"`` or ``"sm_90"`` (``-arch=<arch>``).
-    output : {"cubin", "ptx"}
-        A cubin (machine code for ``arch``) or PTX (for its virtual architecture).
-    options : sequence of str, optional
-        Compiler options; the specs' own ``options`` when None (they must agree).
-    nvcc : str, optional
-        The compiler; found on PATH when None.
-
-    Returns
-    -------
-    bytes or str
-        The cubin's bytes, or the PTX text.
-
-    Raises
-    ------
-    CompileError
-        nvcc failed; the message carries its command line and stderr.
-    """
-    specs = _as_tuple(specs)
-    if output not in ("cubin", "ptx"):
-        raise ValueError(f"output must be 'cubin' or 'ptx', got {output!r}")
-    if not re.fullmatch(r"sm_\d+[a-z]?", arch):
-        raise ValueError(f"arch must be a real architecture such as 'sm_90', got {arch!r}")
-    nvcc = nvcc or find_nvcc()
-    if nvcc is None:
-        raise CompileError("nvcc (the CUDA compiler) was not found on PATH")
-    with tempfile.TemporaryDirectory(prefix="xpopt-nvcc-") as tmp:
-        src, out = Path(tmp, "kernels.cu"), Path(tmp, f"kernels.{output}")
-        src.write_text(cuda_source(specs, dtype))
-        cmd = [nvcc, f"-{output}", f"-arch={arch}", *_options(specs, options), "-o", str(out),
-               str(src)]
-        _run(cmd, f"nvcc ({output}, {arch}, {numpy.dtype(dtype)})")
-        return out.read_bytes() if output == "cubin" else out.read_text()
-
-
-def cubin_sm(cubin: bytes) -> set[int]:
-    """The SM numbers a cubin's ELF header may name (checks it is a CUDA ELF first).
-
-    The header's ``e_flags`` holds the target SM in its low byte (CUDA <= 12 layout) or in its
-    second byte (CUDA 13 layout); both candidates are returned, so ``90 in cubin_sm(b)``
-    holds for an ``sm_90`` cubin whichever toolkit built it.
-    """
-    if cubin[:4] != b"\x7fELF" or cubin[4] != 2:
-        raise ValueError("not a 64-bit ELF file")
-    (e_machine,) = struct.unpack_from("<H", cubin, 18)
-    if e_machine != _EM_CUDA:
-        raise ValueError(f"ELF machine {e_machine} is not CUDA ({_EM_CUDA})")
-    (e_flags,) = struct.unpack_from("<I", cubin, 48)
-    return {e_flags & 0xFF, (e_flags >> 8) & 0xFF}
-
-
-def ptx_entries(ptx: str) -> dict[str, str]:
-    """PTX text of each ``.entry`` (kernel), by name, from its header to its closing brace."""
-    entries = {}
-    for m in re.finditer(r"\.entry\s+(\w+)\s*\(", ptx):
-        name, start = m.group(1), m.start()
-        body = ptx.index("{", ptx.index(")", start))
-        depth, pos = 0, body
-        while True:  # braces nest in PTX (scoped register blocks)
-            c = ptx[pos]
-            depth += c == "{"
-            depth -= c == "}"
-            pos += 1
-            if depth == 0:
-                break
-        entries[name] = ptx[start:pos]
-    return entries
-
-
-_FLOAT_OP = re.compile(r"^\s*(?:@!?%\w+\s+)?([a-z]+(?:\.[a-z0-9]+)*\.f(?:16|32|64))\b", re.M)
-
-
-def float_instructions(ptx: str) -> list[str]:
-    """The floating-point instruction opcodes of some PTX text (``mul.rn.f32``, ...), in order.
-
-    Loads, stores, moves and parameter declarations are left out: only arithmetic,
-    conversions and comparisons remain.
-    """
-    skip = ("ld.", "st.", "mov.", "cvta.", "param.", "reg.")
-    return [op for op in _FLOAT_OP.findall(ptx) if not op.startswith(skip)]
-
-
-def ptx_problems(entry: str, spec: KernelSpec, dtype) -> list[str]:
-    """What, in one kernel's PTX, would let the GPU round differently from IEEE host code.
-
-    Parameters
-    ----------
-    entry : str
-        The kernel's PTX (one value of :func:`ptx_entries`).
-    spec : KernelSpec
-        Its spec: ``sqrt(`` or ``/`` in its operation must show as ``sqrt.rn`` / ``div.rn``.
-    dtype : numpy.dtype or type
-        What ``T`` stood for.
-
-    Returns
-    -------
-    list of str
-        Empty when every float instruction is of ``T``'s width (a float32 kernel with no
-        ``.f64`` anywhere: no double scalar, literal or conversion), no multiply-add is fused
-        (no ``fma``/``mad``; ``add``/``sub``/``mul`` carry ``.rn``, which ptxas may not
-        contract), nothing is approximate or flushes subnormals (no ``.approx``, ``.ftz``),
-        and the square roots and divisions of the operation are the correctly rounded ones.
-    """
-    width = {"float": "f32", "double": "f64"}[_ctype(dtype)]
-    problems = []
-    if width == "f32" and ".f64" in entry:
-        lines = sorted({ln.strip() for ln in entry.splitlines() if ".f64" in ln})
-        problems.append(f"FP64 in a float32 kernel: {lines[:5]}")
-    ops = float_instructions(entry)
-    for op in sorted(set(ops)):
-        parts = op.split(".")
-        if parts[0] in ("fma", "mad"):
-            problems.append(f"fused multiply-add {op}")
-        elif parts[0] in ("add", "sub", "mul") and "rn" not in parts:
-            problems.append(f"{op} without .rn (ptxas may contract it into an FMA)")
-        if "approx" in parts or "ftz" in parts:
-            problems.append(f"{op} is approximate or flushes subnormals to zero")
-        if parts[-1] != width and parts[0] != "cvt":
-            problems.append(f"{op} is not of T's width {width}")
-    needed = []
-    if "sqrt(" in spec.operation:
-        needed.append(f"sqrt.rn.{width}")
-    if "/" in spec.operation:
-        needed.append(f"div.rn.{width}")
-    for op in needed:
-        if op not in ops:
-            problems.append(f"no {op} although the operation needs it (found {sorted(set(ops))})")
-    return problems
 
 
 # ---------------------------------------------------------------------------- test data
@@ -425,7 +227,7 @@ def _host_library(spec: KernelSpec, dtype: numpy.dtype, gxx: str) -> ctypes.CDLL
 def host_function(spec: KernelSpec, dtype, *, gxx: str | None = None):
     """The host build of ``spec`` for ``dtype``, as a ctypes function (built once per process).
 
-    Its arguments are those of :func:`cuda_source`'s kernel: ``spec.params`` in order (arrays
+    Its arguments are those of :func:`host_source`'s function: ``spec.params`` in order (arrays
     as pointers, scalars as ``c_float`` / ``c_double``), then ``n`` as ``c_longlong``.
 
     Raises

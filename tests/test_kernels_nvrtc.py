@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import sys
 
 import numpy
@@ -134,6 +135,24 @@ def machine_code(b: cg.CupyBuild, args: cg.KernelArgs, nvcc: str, nvdisasm: str)
     return nb, listing, problems, counts
 
 
+@pytest.fixture(scope="module")
+def machine_code_prefetched() -> None:
+    """Every nvcc build and disassembly the machine-code tests read, run in parallel once:
+    the kernels and the probes for each (arch, dtype), and the controls."""
+    nvcc, nvdisasm = require_nvcc(), require_nvdisasm()
+    require_cupy_nvrtc()
+    builds = []
+    for arch in ARCHS:
+        for dtype in cg.DTYPES:
+            builds += [build(spec, dtype, arch) for spec in SPECS]
+            options = recorded_args()[SPECS[0].name].options
+            builds += [b for _, b in cg.probe_builds(dtype, arch, options).values()]
+    for args, like in _controls().values():
+        builds.append(cg.cupy_build(args, kinds(like, F32), F32, "sm_90"))
+        builds += [b for _, b in cg.probe_builds(F32, "sm_90", args.options).values()]
+    cg.prefetch_machine_code(builds, nvcc, nvdisasm)
+
+
 # ------------------------------------------------------------------------------- tests
 def test_cupy_private_code_generator_is_where_it_was_read():
     """The pinned CuPy and every private name the proof drives (fails, not skips, if moved)."""
@@ -230,7 +249,8 @@ def test_ptx_of_arrays_beyond_2_gib(nvrtc, dtype):
 @pytest.mark.nvcc
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("arch", ARCHS)
-def test_machine_code_rounds_as_specified(nvrtc, nvcc, nvdisasm, arch, dtype, record_property):
+def test_machine_code_rounds_as_specified(nvrtc, nvcc, nvdisasm, machine_code_prefetched, arch,
+                                         dtype, record_property):
     """SASS of CuPy's source (nvcc 13, CuPy's options): no FP64 in float32, FTZ iff float32,
     FFMA/DFMA only inside correctly rounded div/sqrt, the same PTX float ops as NVRTC's."""
     for spec in SPECS:
@@ -238,6 +258,7 @@ def test_machine_code_rounds_as_specified(nvrtc, nvcc, nvdisasm, arch, dtype, re
         b = build(spec, dtype, arch)
         nb, listing, problems, counts = machine_code(b, args, nvcc, nvdisasm)
         assert nb.dropped == ("--device-as-default-execution-space",), nb.dropped
+        assert re.search(rf"^\s*\.target\s+{arch}\s*$", listing, re.M), "not a cubin for " + arch
         assert problems == [], f"{spec.name}: {problems}"
         assert cg.ptx_float_ops(cg.ptx_entries(nb.ptx)[spec.name]) == \
             cg.ptx_float_ops(cg.ptx_entries(b.ptx)[spec.name]), spec.name
@@ -275,7 +296,8 @@ def _controls():
 
 
 @pytest.mark.nvcc
-def test_controls_are_caught_in_ptx_and_machine_code(nvrtc, nvcc, nvdisasm):
+def test_controls_are_caught_in_ptx_and_machine_code(nvrtc, nvcc, nvdisasm,
+                                                      machine_code_prefetched):
     """Each forbidden variant, built exactly as the kernels are, is reported by both checks."""
     found = {}
     for what, (args, like) in _controls().items():
@@ -315,6 +337,15 @@ def test_ftz_checks_notice_a_build_without_ftz(nvrtc, nvcc, nvdisasm):
                                      nvdisasm)
     problems = cg.sass_problems(listing, spec.name, F32, 1, 1, expansions, spec.operation)
     assert any("without .FTZ" in p for p in problems), problems
+
+
+@pytest.mark.nvcc
+def test_nvrtc_rejection_carries_its_log(nvrtc):
+    broken = dataclasses.replace(recorded_args()["xpopt_gd"], name="ctl_broken",
+                                 operation="param = param - lr * undeclared_name;")
+    with pytest.raises(cg.CompileError, match="undeclared_name") as err:
+        cg.cupy_build(broken, kinds("xpopt_gd", F32), F32, "sm_90")
+    assert "NVRTC rejected ctl_broken" in str(err.value)
 
 
 def test_nvcc_translation_refuses_unknown_options():
