@@ -166,6 +166,9 @@ def test_grid_is_the_cartesian_product_last_axis_fastest():
     assert [(m["learning_rate"], m["beta1"], m["seed"]) for m in models] == [
         (1, 0.8, 0), (1, 0.8, 1), (1, 0.8, 2), (2, 0.8, 0), (2, 0.8, 1), (2, 0.8, 2)]
     assert all(m["optimizer"] == "adam" and m["init_seed"] == 3 for m in models)
+    axes, models = sweep_module.grid(learning_rate=numpy.array([0.1, 0.2]), beta=[0.9])
+    assert axes == {"learning_rate": [0.1, 0.2], "beta": [0.9]}  # a length-1 list is an axis
+    assert [type(m["learning_rate"]) for m in models] == [float, float]
 
 
 def test_result_settings_parameters_and_table(moons):

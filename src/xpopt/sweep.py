@@ -45,7 +45,8 @@ SHUFFLES = ("own", "shared")
 
 
 def _is_axis(value) -> bool:
-    return isinstance(value, (list, tuple, range))
+    return isinstance(value, (list, tuple, range)) or (
+        isinstance(value, numpy.ndarray) and value.ndim == 1)
 
 
 def grid(**values) -> tuple[dict[str, list], list[dict[str, Any]]]:
@@ -54,8 +55,8 @@ def grid(**values) -> tuple[dict[str, list], list[dict[str, Any]]]:
     Parameters
     ----------
     **values
-        One value or a list/tuple/range of values per name of :data:`AXES` (defaults for
-        the names not given).
+        One value, or a list, tuple, range or 1-D NumPy array of values (an axis), per name
+        of :data:`AXES`; defaults for the names not given.
 
     Returns
     -------
@@ -73,9 +74,9 @@ def grid(**values) -> tuple[dict[str, list], list[dict[str, Any]]]:
         if _is_axis(value):
             if len(value) == 0:
                 raise ValueError(f"{name} is an empty axis: give at least one value")
-            axes[name] = list(value)
+            axes[name] = value.tolist() if isinstance(value, numpy.ndarray) else list(value)
     names = list(full)
-    choices = [list(full[n]) if n in axes else [full[n]] for n in names]
+    choices = [axes[n] if n in axes else [full[n]] for n in names]
     return axes, [dict(zip(names, combo)) for combo in itertools.product(*choices)]
 
 
