@@ -24,6 +24,7 @@ A guard, outside the timing: the models the sweep trains equal ``train``'s bit f
 from __future__ import annotations
 
 import importlib
+import time
 import tracemalloc
 
 import numpy
@@ -163,12 +164,43 @@ def test_sweep_k1(benchmark, moons, contestant):
     _record(benchmark, f"k1-{contestant}", 1, EPOCHS_K1, "k1-train")
 
 
+def test_sweep_interleaved(moons, capsys):
+    """The ratio measured pair by pair: one timed run of the loop (8 of the 64 models: the
+    loop's cost is linear in the models), then one of the sweep of all 64, repeated; the
+    medians of the per-model-epoch costs. Other work on a shared machine then slows both
+    contestants alike, which separate pytest-benchmark groups cannot promise."""
+    X, Y = moons
+    pairs = 1 if QUICK else 7
+    loop_n = min(8, K)
+    loop_us, shared_us, own_us = [], [], []
+    for _ in range(pairs):
+        t0 = time.perf_counter()
+        train_loop(X, Y, [{"learning_rate": lr} for lr in LEARNING_RATES[:loop_n]], EPOCHS)
+        t1 = time.perf_counter()
+        run_sweep(X, Y, {"learning_rate": LEARNING_RATES}, EPOCHS)
+        t2 = time.perf_counter()
+        run_sweep(X, Y, OWN, EPOCHS)
+        t3 = time.perf_counter()
+        loop_us.append((t1 - t0) / (loop_n * EPOCHS) * 1e6)
+        shared_us.append((t2 - t1) / (K * EPOCHS) * 1e6)
+        own_us.append((t3 - t2) / (K * EPOCHS) * 1e6)
+    loop, shared, own = (float(numpy.median(v)) for v in (loop_us, shared_us, own_us))
+    _medians["interleaved"] = (loop, shared, own)
+    with capsys.disabled():
+        print(f"\ninterleaved, median of {pairs} pairs: train loop {loop:.1f} us/model-epoch, "
+              f"sweep shared {shared:.1f} ({loop / shared:.1f}x), own {own:.1f} ({loop / own:.1f}x)")
+
+
 def test_sweep_summary(capsys):
     """Print the figures side by side (per model-epoch, ratio to the loop); asserts nothing."""
     if not _medians:
         pytest.skip("no sweep benchmark was timed in this run (-k, or --benchmark-disable)")
     lines = [f"sweep figures ({'QUICK: meaningless' if QUICK else 'this run'}; {PROTOTYPE}):"]
     base = _medians.get("train-loop")
+    if "interleaved" in _medians:
+        loop, shared, own = _medians["interleaved"]
+        lines.append(f"  interleaved pairs: loop {loop:.1f}, shared {shared:.1f} ({loop / shared:.1f}x), "
+                     f"own {own:.1f} ({loop / own:.1f}x) us/model-epoch")
     for name in CONTESTANTS:
         if name in _medians:
             us = _medians[name] / (K * EPOCHS) * 1e6
