@@ -314,3 +314,26 @@ def test_gpu_sweep_is_train_under_the_standin(moons):
         alone = train_alone(X, Y, s, {"num_epochs": EPOCHS})
         assert numpy.array_equal(bits(got[k]), bits(alone.parameters.flat)), s
         assert result.costs[k] == alone.costs, s
+
+
+def test_a_stacked_run_continues_where_it_stopped(moons):
+    """StackedTrainer.run(stop_after=...) cuts a run in pieces without changing a bit (the
+    ground a checkpointed sweep stands on)."""
+    X, Y = moons
+    opts = [xpopt.make_optimizer("adam", lr) for lr in (0.01, 0.05)]
+
+    def trainer():
+        return stacked.StackedTrainer(X, Y, DIMS, opts, [10, 11], [3, 3],
+                                      [(xpopt.update_lr, 0.5)] * 2, 64)
+
+    whole = trainer()
+    full = whole.run(EPOCHS, RECORD)
+    pieces = trainer()
+    pieces.run(EPOCHS, RECORD, stop_after=2)
+    assert pieces.epoch == 2 and pieces.learning_rates() != [0.01, 0.05]
+    pieces.run(EPOCHS, RECORD, stop_after=1)
+    rest = pieces.run(EPOCHS, RECORD)
+    assert numpy.array_equal(bits(whole.params), bits(pieces.params))
+    assert numpy.array_equal(full, rest) and pieces.t == whole.t == EPOCHS * 5
+    with pytest.raises(ValueError, match="keeps its num_epochs"):
+        pieces.run(EPOCHS + 1, RECORD)

@@ -164,8 +164,12 @@ class StackedTrainer:
             Xb = Xs[:, :, lo:lo + w]
             self.batches.append((Xb, Xb.transpose(0, 2, 1), self.Ys[:, :, lo:lo + w],
                                  self.AL[:, :, lo:lo + w], A, AT, dZ, slopes, float(w)))
-        self.t = 0
-        self.epoch = 0
+        self.t = 0  # steps taken (Adam's t), the same for every model of the group
+        self.epoch = 0  # epochs done
+        self.history = None
+        self.record_every = None
+        self._lr_host = list(self.lr0)  # each model's learning rate for the coming epoch
+        self._lr = self._column(self._lr_host)
 
     # ------------------------------------------------------------------------ helpers
     def _column(self, values) -> object:
@@ -230,17 +234,34 @@ class StackedTrainer:
         return steps
 
     # ----------------------------------------------------------------------- training
-    def run(self, num_epochs: int, record_every: int = 100, *, update: Callable | None = None):
-        """Train ``num_epochs`` epochs; returns the recorded costs, (n_records, K) on the host.
+    def run(self, num_epochs: int, record_every: int = 100, *, stop_after: int | None = None,
+            update: Callable | None = None):
+        """Train up to epoch ``num_epochs`` (from where the last call stopped); returns the
+        recorded costs so far, shape (ceil(num_epochs / record_every), K), on the host.
 
-        ``update(params, grads, state, scratch, scalars)`` replaces the NumPy twin (the
-        GPU kernel); the default is the rule's twin over the ``(K, P)`` buffers.
+        Parameters
+        ----------
+        num_epochs : int
+            The run's length, as ``train``'s: a later call continues the same run (the
+            shuffles, ``t`` and the schedules go on), so ``stop_after`` can cut it in pieces.
+        record_every : int
+            Record each model's ``cost_avg`` every this many epochs (fixed for the run).
+        stop_after : int, optional
+            Stop after this many epochs of this call.
+        update : callable, optional
+            ``update(params, grads, state, scalars)`` in place of the rule's NumPy twin over
+            the ``(K, P)`` buffers (the GPU's one-launch kernel).
         """
         xp, L = self.xp, self.L
         n_records = math.ceil(num_epochs / record_every)
-        history = xp.zeros((n_records, self.K), dtype=self.dtype)
-        self._lr_host = list(self.lr0)
-        self._lr = self._column(self._lr_host)
+        if self.history is None:
+            self.history = xp.zeros((n_records, self.K), dtype=self.dtype)
+            self.record_every = record_every
+        elif self.history.shape[0] != n_records or self.record_every != record_every:
+            raise ValueError("a continued run keeps its num_epochs and record_every")
+        history = self.history
+        start = self.epoch
+        end = num_epochs if stop_after is None else min(num_epochs, start + stop_after)
         rule, slots = self.rule, [self.state[s] for s in self.slots]
         a, b = self.scratch
         params, grads = self.params, self.grads
@@ -248,7 +269,7 @@ class StackedTrainer:
         W, WT, bias, gW, gb = self.W, self.WT, self.b, self.gW, self.gb
         nb = len(self.batches)
         with numpy.errstate(over="ignore"):  # exp(-z) = inf in the sigmoid gives 0, correctly
-            for i in range(num_epochs):
+            for i in range(start, end):
                 self._shuffle(i)
                 scalars = self._epoch_scalars(nb)
                 for (Xb, XbT, Yb, ALb, A, AT, dZs, slopes, w), sc in zip(self.batches, scalars):
