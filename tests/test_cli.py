@@ -83,7 +83,7 @@ def test_train_prints_what_model_prints(capsys, moons, optimizer, extra, model_k
     out = capsys.readouterr().out
     assert course_lines(out) == course_lines(expected) and len(course_lines(out)) == 2
     info = summary(out)
-    assert float(info["final cost"]) == pytest.approx(experiment.final_cost(X, Y, params), abs=1e-6)
+    assert float(info["final cost"]) == pytest.approx(course_final_cost(X, Y, params), abs=1e-6)
     assert info["train accuracy"].startswith(f"{xpopt.accuracy(X, Y, params):.4f} (")
     assert info["backend"].startswith("cpu (")
     assert re.fullmatch(r"\d+\.\d\d s for 1001 epochs", info["wall time"])
@@ -172,7 +172,7 @@ def test_compare_has_one_row_per_optimizer_equal_to_model(capsys, moons):
 
     X, Y = moons
     params = xpopt.model(X, Y, [2, 5, 2, 1], "adam", num_epochs=200, print_cost=False)
-    assert rows[3][1] == f"{experiment.final_cost(X, Y, params):.6f}"
+    assert float(rows[3][1]) == pytest.approx(course_final_cost(X, Y, params), abs=1e-6)
     assert rows[3][2] == f"{xpopt.accuracy(X, Y, params):.4f}"
 
 
@@ -286,6 +286,7 @@ def test_strict_cuda_without_a_gpu_exits_2_before_training(capsys, monkeypatch, 
     assert captured.err.startswith("xpopt: The 'cuda' backend was asked for but cannot be used")
 
 
+@pytest.mark.gpu
 def test_compare_on_the_gpu(capsys):
     require_gpu()
     assert cli.main(["compare", "--backend", "cuda", "--strict", "--epochs", "100",
@@ -358,3 +359,125 @@ def test_no_plots_needs_no_matplotlib():
     assert done.returncode == 0, done.stderr
     assert [r[0] for r in table(done.stdout)] == ["gd"]
     assert done.stderr.strip() == "matplotlib loaded: False"
+
+
+# ------------------------------------------------------------ issue 11: faults
+def course_final_cost(X, Y, params) -> float:
+    """The course's cost of the trained parameters over all of (X, Y), divided by m,
+    computed with the course's own functions (tests/course_reference.py)."""
+    import numpy as np
+
+    import course_reference as course
+
+    a, _ = course.forward_propagation(np.array(X), {k: np.array(v) for k, v in params.items()})
+    return float(course.compute_cost(a, np.array(Y))) / X.shape[1]
+
+
+def course_model(optimizer, **kw):
+    import contextlib
+    import io
+
+    import numpy as np
+
+    import course_reference as course
+
+    X, Y = xpopt.load_moons()
+    with contextlib.redirect_stdout(io.StringIO()):
+        return course.model(np.array(X), np.array(Y), [2, 5, 2, 1], optimizer, **kw)
+
+
+def test_final_cost_is_the_courses_cost_over_m(moons):
+    """experiment.final_cost against the course's forward pass and compute_cost / m (not
+    against itself): the cost of the course's trained parameters."""
+    X, Y = moons
+    params, _ = course_model("adam", num_epochs=300)
+    want = course_final_cost(X, Y, params)
+    assert 0.05 < want < 1.0  # a trained network's mean cross-entropy, not a sum
+    assert experiment.final_cost(X, Y, params) == pytest.approx(want, rel=1e-12)
+
+
+def test_train_summary_reports_the_courses_final_cost(capsys, moons):
+    """The CLI's final cost is the course's cost of the course's parameters / m."""
+    X, Y = moons
+    params, _ = course_model("momentum", num_epochs=300)
+    assert cli.main(["train", "--optimizer", "momentum", "--epochs", "300", "--quiet"]) == 0
+    got = float(summary(capsys.readouterr().out)["final cost"])
+    assert got == pytest.approx(course_final_cost(X, Y, params), abs=1e-6)
+
+
+def test_full_batch_comparison_takes_one_step_per_epoch(moons):
+    """run_comparison(mini_batch_size=None) is batch gradient descent: all m = 300 examples
+    in one batch, so one step per epoch (t = epochs) and the course's model() with
+    mini_batch_size=300."""
+    rows = experiment.run_comparison(["gd", "adam"], num_epochs=30, mini_batch_size=None,
+                                     learning_rate=0.05)
+    for row in rows:
+        assert row.result.state.t == 30
+        params, costs = course_model(row.optimizer, num_epochs=30, mini_batch_size=300,
+                                     learning_rate=0.05)
+        for k in params:
+            assert (row.result.parameters[k] == params[k]).all(), k
+
+
+def test_compare_full_batch_on_the_command_line(capsys, moons):
+    X, Y = moons
+    assert cli.main(["compare", "--epochs", "30", "--no-plots", "--optimizers", "gd",
+                     "--batch-size", "full", "--learning-rate", "0.05"]) == 0
+    out = capsys.readouterr().out
+    params, _ = course_model("gd", num_epochs=30, mini_batch_size=300, learning_rate=0.05)
+    assert "full batch" in out
+    assert float(table(out)[0][1]) == pytest.approx(course_final_cost(X, Y, params), abs=1e-6)
+
+
+@pytest.mark.parametrize("command", [["train", "--quiet"], ["compare", "--no-plots",
+                                                            "--optimizers", "gd", "adam"]])
+def test_divergence_is_reported_and_exits_1(capsys, monkeypatch, command):
+    """A final cost that is not finite used to print 'final cost : nan' and exit 0: now the
+    summary (or table) is printed, then a clear message on stderr, exit status 1."""
+    monkeypatch.setattr(experiment, "final_cost", lambda X, Y, p: float("nan"))
+    assert cli.main([*command, "--epochs", "5"]) == 1
+    captured = capsys.readouterr()
+    assert "nan" in captured.out
+    assert "diverged" in captured.err and "learning rate" in captured.err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--seed", str(2**32 - 3), "--epochs", "5"], "seed"),
+    (["train", "--seed", "-5", "--epochs", "5"], "seed"),
+    (["compare", "--seed", str(2**32), "--epochs", "5", "--no-plots"], "seed"),
+])
+def test_seed_outside_numpys_range_is_a_usage_error(capsys, args, message):
+    """A seed whose epochs leave NumPy's range failed with a traceback at epoch 1-2: now
+    exit 2 with argparse's message, before any epoch (nothing on stdout)."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(args)
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and message in captured.err and "2**32" in captured.err
+
+
+@pytest.mark.parametrize("where", ["a-directory", "parent-is-a-file"])
+def test_unusable_checkpoint_path_exits_2_before_training(capsys, tmp_path, where):
+    if where == "a-directory":
+        path = tmp_path / "adir"
+        path.mkdir()
+    else:
+        (tmp_path / "afile").write_text("x")
+        path = tmp_path / "afile" / "run.npz"
+    status = cli.main(["train", "--epochs", "5", "--checkpoint", str(path)])
+    captured = capsys.readouterr()
+    assert status == 2 and captured.out == ""
+    assert "checkpoint" in captured.err
+
+
+@pytest.mark.parametrize("command, option", [(["train", "--epochs", "5"], "--plot-dir"),
+                                             (["compare", "--epochs", "5"], "--out")])
+def test_unusable_figure_folder_exits_2_before_training(capsys, tmp_path, command, option):
+    """An unwritable figure folder failed after training, losing the summary: now it is
+    checked first (exit 2, nothing trained, nothing printed on stdout)."""
+    (tmp_path / "afile").write_text("x")
+    status = cli.main([*command, option, str(tmp_path / "afile" / "figs")])
+    captured = capsys.readouterr()
+    assert status == 2 and captured.out == ""
+    assert "figures" in captured.err and "afile" in captured.err
+    assert sorted(os.listdir(tmp_path)) == ["afile"]

@@ -1,8 +1,11 @@
 """The command line: ``xpopt info | train | compare`` (also ``python -m xpopt``).
 
 Exit status: 0 on success; 2 for a usage problem (bad arguments, with argparse's message;
-``--strict`` with a backend that cannot be used; figures asked for without matplotlib);
-1 when a checkpoint cannot be used for the run; 130 when interrupted.
+a seed NumPy cannot use for every epoch; a checkpoint path or figure folder where nothing
+can be written; ``--strict`` with a backend that cannot be used; figures asked for without
+matplotlib), found before any training; 1 when a checkpoint cannot be used for the run,
+when training diverged (final cost not finite) or the figures could not be written after
+training (the summary is printed first); 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import argparse
 import math
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -20,7 +24,7 @@ from . import backend, experiment, plots
 from .checkpoint import CheckpointError
 from .checkpoint import load as load_checkpoint
 from .data import load_moons
-from .train import OPTIMIZERS
+from .train import OPTIMIZERS, check_settings
 
 DESCRIPTION = """\
 The optimization methods of the deeplearning.ai course (gradient descent, momentum,
@@ -30,8 +34,11 @@ on the GPU."""
 EXIT_CODES = """\
 exit status:
   0    success
-  1    a checkpoint cannot be used for this run
-  2    bad arguments, --strict without a usable GPU, or figures without matplotlib
+  1    a checkpoint cannot be used for this run, training diverged (final cost not
+       finite), or the figures could not be written after training
+  2    bad arguments (a seed out of NumPy's range included), an unwritable checkpoint
+       path or figure folder, --strict without a usable GPU, or figures without
+       matplotlib: found before training
   130  interrupted (Ctrl-C); a checkpointed run keeps its last save"""
 
 COURSE_LR, DECAY_LR = 0.0007, 0.1  # the notebook's rate, and its decay section's
@@ -204,6 +211,41 @@ def _require_plots(hint: str) -> None:
         raise _Failure(f"{exc} ({hint})", 2) from None
 
 
+def _check_settings(args, checkpoint=None) -> None:
+    """What train() would refuse, checked before any data is loaded or epoch run."""
+    try:
+        check_settings(num_epochs=args.epochs, mini_batch_size=args.batch_size or 1,
+                       seed=args.seed, print_every=getattr(args, "print_every", 1000),
+                       checkpoint_every=getattr(args, "checkpoint_every", 1000),
+                       checkpoint=checkpoint)
+    except CheckpointError as exc:
+        raise _Failure(str(exc), 2) from None
+    except (TypeError, ValueError) as exc:
+        args.parser.error(str(exc))
+
+
+def _check_figure_folder(folder: Path, option: str) -> None:
+    """Create the figure folder and write a file there now, not after training."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise _Failure(f"cannot write the figures into {folder} ({option}): "
+                       f"{exc.strerror or exc}", 2) from None
+
+
+def _divergence(rows) -> int:
+    """Say so on stderr when a final cost is not finite; returns the exit status."""
+    bad = [r for r in rows if not math.isfinite(r.final_cost)]
+    if not bad:
+        return 0
+    names = ", ".join(f"{r.optimizer} (final cost {r.final_cost})" for r in bad)
+    print(f"xpopt: training diverged: {names}; try a smaller learning rate "
+          f"(--learning-rate) or --dtype float64", file=sys.stderr)
+    return 1
+
+
 def _backend_context(args):
     """``use_backend`` for the command's ``--backend`` / ``--strict`` (env as the default)."""
     name = args.backend or os.environ.get("XPOPT_BACKEND", "").strip().lower() or "cpu"
@@ -264,6 +306,9 @@ def _train(args) -> int:
             args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _Failure(f"cannot write the checkpoint there: {exc}", 2) from None
+    _check_settings(args, args.checkpoint)
+    if args.plot_dir is not None:
+        _check_figure_folder(args.plot_dir, "--plot-dir")
     with _backend_context(args):
         X, Y = load_moons(dtype=numpy.dtype(args.dtype))
         start = 0
@@ -281,10 +326,18 @@ def _train(args) -> int:
         except CheckpointError as exc:
             raise _Failure(str(exc), 1) from None
         device = _device_line()
-    figures = _train_figures(row, args, X, Y) if args.plot_dir is not None else None
+    figures = failed = None
+    if args.plot_dir is not None:
+        try:
+            figures = _train_figures(row, args, X, Y)
+        except OSError as exc:  # the summary is printed all the same
+            failed = f"xpopt: cannot write the figures into {args.plot_dir}: {exc}"
     _print_summary(row, args, m=X.shape[1], ran=max(row.result.epochs - start, 0), device=device,
                    figures=figures)
-    return 0
+    if failed:
+        print(failed, file=sys.stderr)
+        return 1
+    return _divergence([row])
 
 
 def _print_summary(row, args, *, m: int, ran: int, device: str, figures) -> None:
@@ -322,6 +375,9 @@ def _compare(args) -> int:
         lr = DECAY_LR if decay else COURSE_LR
     if not args.no_plots:
         _require_plots("or pass --no-plots")
+    _check_settings(args)
+    if not args.no_plots:
+        _check_figure_folder(args.out, "--out")
     with _backend_context(args):
         X, Y = load_moons(dtype=numpy.dtype(args.dtype))
         batch = "full batch" if args.batch_size is None else f"mini-batch {args.batch_size}"
@@ -336,14 +392,18 @@ def _compare(args) -> int:
     print()
     print(experiment.format_table(rows, markdown=args.markdown))
     if not args.no_plots:
-        costs = plots.plot_costs({r.optimizer: r.result.costs for r in rows},
-                                 args.out / "costs.png", learning_rate=lr)
-        boundaries = plots.plot_decision_boundaries(
-            {r.optimizer: r.result.parameters for r in rows}, X, Y,
-            args.out / "decision_boundaries.png", accuracies={r.optimizer: r.accuracy for r in rows})
+        try:
+            costs = plots.plot_costs({r.optimizer: r.result.costs for r in rows},
+                                     args.out / "costs.png", learning_rate=lr)
+            boundaries = plots.plot_decision_boundaries(
+                {r.optimizer: r.result.parameters for r in rows}, X, Y,
+                args.out / "decision_boundaries.png",
+                accuracies={r.optimizer: r.accuracy for r in rows})
+        except OSError as exc:  # the table is printed already
+            raise _Failure(f"cannot write the figures into {args.out}: {exc}", 1) from None
         print()
         print(f"figures: {costs}, {boundaries}")
-    return 0
+    return _divergence(rows)
 
 
 # --------------------------------------------------------------------------- main
