@@ -444,3 +444,74 @@ def test_gradient_check_rejects_bad_epsilon():
     for eps in (0, -1e-7, "1e-7"):
         with pytest.raises(ValueError, match="epsilon"):
             gradient_check(params, X, Y, epsilon=eps)
+
+
+# ---------------------------------------------------- nothing silently wrong (issue 11)
+@pytest.mark.parametrize("change", ["missing-last-b", "missing-last-W", "extra-layer-W",
+                                    "extra-key", "missing-middle"])
+def test_parameters_must_hold_every_layer(change):
+    """Parameters missing a layer's key (e.g. b3) or holding extra ones: KeyError naming the
+    keys, from every pass (it used to run a smaller network: the layer count was len // 2)."""
+    X, Y = load_moons()
+    params = as_plain(perturbed([2, 5, 2, 1]))
+    if change == "missing-last-b":
+        del params["b3"]
+    elif change == "missing-last-W":
+        del params["W3"]
+    elif change == "extra-layer-W":
+        params["W4"] = numpy.ones((1, 1))
+    elif change == "extra-key":
+        params["gamma"] = numpy.ones((1, 1))
+    else:
+        del params["W2"], params["b2"]
+    pattern = {"missing-last-b": "b3", "missing-last-W": "W3", "extra-layer-W": "b4",
+               "extra-key": "gamma", "missing-middle": "W2"}[change]
+    with pytest.raises(KeyError, match=pattern):
+        forward_propagation(X, params)
+    with pytest.raises(KeyError, match=pattern):
+        predict(X, params)
+    with pytest.raises(KeyError, match=pattern):
+        accuracy(X, Y, params)
+    with pytest.raises(KeyError, match=pattern):
+        network.Workspace(FlatDict.pack(params), 8)
+
+
+@pytest.mark.parametrize("key,shape", [("b1", (1, 1)), ("b2", (2,)), ("b3", (2, 1)),
+                                       ("W2", (2, 4))])
+def test_parameter_shapes_must_chain(key, shape):
+    """A bias that would broadcast ((1, 1) or (n,) instead of (n, 1)) or a weight that does not
+    chain: ValueError naming the key, not a silently different network."""
+    X, _ = load_moons()
+    params = as_plain(perturbed([2, 5, 2, 1]))
+    params[key] = numpy.ones(shape)
+    with pytest.raises(ValueError, match=key):
+        forward_propagation(X[:, :5], params)   # m = 5: (n,)-shaped biases would broadcast
+    with pytest.raises(ValueError, match=key):
+        network.Workspace(FlatDict.pack(params), 5)
+
+
+@pytest.mark.parametrize("shape", [(300,), (300, 1), (1, 1), (1, 299), (2, 300)])
+def test_accuracy_rejects_labels_of_another_shape(shape):
+    """Y must have the predictions' shape (1, m): a (m,), (m, 1), (1, 1) or (1, m') Y was
+    broadcast into a meaningless fraction."""
+    X, Y = load_moons()
+    params = perturbed([2, 5, 2, 1])
+    bad = numpy.resize(Y, shape)
+    with pytest.raises(ValueError, match=r"\(1, 300\)"):
+        accuracy(X, bad, params)
+
+
+@pytest.mark.parametrize("order", ["sorted", "reversed", "shuffled"])
+@pytest.mark.parametrize("container", ["plain", "flat"])
+def test_gradient_check_any_key_order(order, container):
+    """gradient_check pairs gradients and parameters by key: any key order of the parameters
+    (plain dict, or a FlatDict of another layout order) gives the right answer (sorted keys
+    gave 0.51 for a correct backward)."""
+    params, X, Y = check_problem(3, F64)
+    keys = list(params)
+    keys = {"sorted": sorted(keys), "reversed": keys[::-1],
+            "shuffled": [keys[i] for i in numpy.random.RandomState(0).permutation(len(keys))]}[order]
+    assert keys != list(params)
+    reordered = ({k: numpy.array(params[k]) for k in keys} if container == "plain"
+                 else FlatDict.pack(params, keys))
+    assert gradient_check(reordered, X, Y) < BOUNDS[F64]

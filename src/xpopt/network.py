@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import functools
 import numbers
+import re
 from typing import Any, NamedTuple, Sequence
 
 import numpy
@@ -80,11 +81,42 @@ def host_initial_parameters(layer_dims: Sequence[int], seed: int = 3, *,
     return FlatDict(params64.flat.astype(dtype, copy=False), params64.layout)
 
 
+_LAYER_KEY = re.compile(r"[Wb]([1-9][0-9]*)")
+
+
+@functools.lru_cache(maxsize=32)
+def _layer_keys(L: int) -> frozenset:
+    return frozenset(f"{p}{l}" for l in range(1, L + 1) for p in ("W", "b"))
+
+
 def _num_layers(parameters: dict) -> int:
-    L = len(parameters) // 2
-    if L < 1 or any(f"W{l}" not in parameters or f"b{l}" not in parameters for l in range(1, L + 1)):
-        raise KeyError(f"parameters must hold W1, b1, ..., WL, bL; got keys {sorted(parameters)}")
-    return L
+    """L, for parameters holding exactly ``W1, b1, ..., WL, bL``; KeyError naming what is
+    missing or unexpected otherwise (a missing ``bL`` must not make a smaller network)."""
+    n = len(parameters)
+    L = n // 2
+    if n and not n % 2 and parameters.keys() == _layer_keys(L):
+        return L
+    keys = set(parameters)
+    numbers = [int(m.group(1)) for k in keys
+               if isinstance(k, str) and (m := _LAYER_KEY.fullmatch(k))]
+    expected = _layer_keys(max(numbers, default=1))
+    missing, extra = sorted(expected - keys), sorted(map(str, keys - expected))
+    raise KeyError(f"parameters must hold exactly W1, b1, ..., WL, bL: missing {missing}, "
+                   f"unexpected {extra}")
+
+
+def _check_shapes(Ws, bs, n_x: int | None = None) -> None:
+    """``W_l`` of shape (n_l, n_{l-1}) and ``b_l`` of shape (n_l, 1), chained from ``n_x``:
+    ValueError naming the key (a (1, 1) or (n,) bias would broadcast silently)."""
+    previous = n_x
+    for l, (W, b) in enumerate(zip(Ws, bs), start=1):
+        if len(W.shape) != 2 or (previous is not None and W.shape[1] != previous):
+            want = f"(n_{l}, {previous})" if previous is not None else "2-D"
+            raise ValueError(f"W{l} has shape {tuple(W.shape)}, expected {want}"
+                             + (" (X has that many rows)" if l == 1 else ""))
+        if tuple(b.shape) != (W.shape[0], 1):
+            raise ValueError(f"b{l} has shape {tuple(b.shape)}, expected ({W.shape[0]}, 1)")
+        previous = W.shape[0]
 
 
 class Caches(NamedTuple):
@@ -139,6 +171,7 @@ class Workspace:
         self.m = int(m)
         self.W = [parameters[f"W{l}"] for l in range(1, L + 1)]
         self.b = [parameters[f"b{l}"] for l in range(1, L + 1)]
+        _check_shapes(self.W, self.b)
         self.A = [xp.empty((W.shape[0], m), dtype) for W in self.W]
         self.dZ = [xp.empty((W.shape[0], m), dtype) for W in self.W]
         self.relu_slopes = [xp.empty((W.shape[0], m), dtype) for W in self.W[:-1]]
@@ -191,6 +224,7 @@ def forward_propagation(X, parameters: dict, workspace: Workspace | None = None)
                             "convert one of them (no silent promotion)")
         Ws = [parameters[f"W{l}"] for l in range(1, L + 1)]
         bs = [parameters[f"b{l}"] for l in range(1, L + 1)]
+        _check_shapes(Ws, bs, X.shape[0])
         outs = [None] * L
     else:
         if workspace.parameters is not parameters or X.shape[1] != workspace.m:
@@ -370,9 +404,16 @@ def predict(X, parameters: dict):
 
 
 def accuracy(X, Y, parameters: dict) -> float:
-    """The fraction of examples where :func:`predict` equals ``Y`` (read to the host)."""
+    """The fraction of examples where :func:`predict` equals ``Y`` (read to the host).
+
+    ``Y`` must have the predictions' shape (n_L, m): ValueError otherwise (a (m,), (m, 1)
+    or (1, 1) ``Y`` would broadcast into a meaningless fraction).
+    """
     p = predict(X, parameters)
     xp = get_xp(p, Y)
+    if tuple(Y.shape) != tuple(p.shape):
+        raise ValueError(f"Y must have the shape of the predictions {tuple(p.shape)}, "
+                         f"got {tuple(Y.shape)}")
     return float(xp.mean(p == Y))
 
 
@@ -405,9 +446,12 @@ def gradient_check(parameters: dict, X, Y, epsilon: float = 1e-7) -> float:
     if not (isinstance(epsilon, numbers.Real) and epsilon > 0):
         raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
     AL, caches = forward_propagation(X, parameters)
-    grad = to_host(backward_propagation(X, Y, caches)).flat.astype(numpy.float64)
+    grads = to_host(backward_propagation(X, Y, caches))
 
     host = FlatDict.pack({k: to_host(v).astype(numpy.float64) for k, v in parameters.items()})
+    # gradients paired with the parameters BY KEY: the parameters may come in any key order
+    grad = numpy.concatenate([numpy.asarray(grads["d" + k], dtype=numpy.float64).reshape(-1)
+                              for k, _ in host.layout])
     X64 = to_host(X).astype(numpy.float64)
     Y64 = to_host(Y).astype(numpy.float64)
     m = X64.shape[1]
