@@ -357,3 +357,18 @@ def test_load_moons_refuses_non_finite_noise(noise):
     """load_moons(noise=nan) used to return NaN data: now ValueError naming noise."""
     with pytest.raises(ValueError, match="noise"):
         load_moons(noise=noise)
+
+
+def test_check_dataset_reads_one_boolean_from_the_device():
+    """On CuPy the checks reduce on the device and read back ONE boolean (one byte),
+    counted by xpopt.testing's CuPy stand-in; no copy of the data to the host."""
+    testing = pytest.importorskip("xpopt.testing")
+    from xpopt.data import check_dataset
+
+    X, Y = load_moons()
+    with testing.cupy_standin() as cp:
+        Xd, Yd = cp.asarray(X), cp.asarray(Y)
+        before = cp.counters.snapshot()
+        assert check_dataset(Xd, Yd) == 300
+        spent = cp.counters.snapshot() - before
+    assert spent.d2h == 1 and spent.d2h_bytes == 1 and spent.h2d == 0

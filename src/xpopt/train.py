@@ -220,7 +220,9 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
         Initial parameters (updated in place when a packed FlatDict on the data's device), or
         layer sizes ``[n_x, ..., n_L]`` for :func:`~xpopt.initialize_parameters`.
     optimizer : Optimizer
-        Its ``learning_rate`` is ``learning_rate0``; a schedule changes it between epochs.
+        Its ``learning_rate`` is ``learning_rate0``; a schedule changes the rate of a copy
+        between epochs: the caller's optimizer is left as it was (the final rate is
+        ``TrainResult.learning_rate``).
     mini_batch_size : int
         ``m`` for batch gradient descent, 1 for stochastic.
     num_epochs : int
@@ -247,6 +249,19 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    TypeError, ValueError
+        Before any epoch, with nothing changed: bad data (:func:`~xpopt.data.check_dataset`:
+        NaN or inf, labels outside {0, 1}, shapes, dtypes), a count that is not an integer
+        (``numbers.Integral``, bools refused), a seed that leaves NumPy's range
+        [0, 2**32 - 1] in some epoch, parameters of another dtype than X.
+    CheckpointError
+        Before any epoch, with nothing changed: a checkpoint path that is a directory or
+        not writable; with ``resume``, a checkpoint that is corrupt or of another run
+        (optimizer, hyperparameters, seed, mini-batch size, schedule, ``record_every``,
+        data, dtype, layout) or whose counters do not add up.
     """
     from . import checkpoint as ckpt  # noqa: PLC0415
 
