@@ -329,7 +329,9 @@ def test_a_stacked_run_continues_where_it_stopped(moons):
     whole = trainer()
     full = whole.run(EPOCHS, RECORD)
     pieces = trainer()
-    pieces.run(EPOCHS, RECORD, stop_after=2)
+    seen = []
+    pieces.run(EPOCHS, RECORD, stop_after=2, on_record=lambda i, t: seen.append((i, t.epoch)))
+    assert seen == [(0, 1)]
     assert pieces.epoch == 2 and pieces.learning_rates() != [0.01, 0.05]
     pieces.run(EPOCHS, RECORD, stop_after=1)
     rest = pieces.run(EPOCHS, RECORD)
@@ -337,3 +339,12 @@ def test_a_stacked_run_continues_where_it_stopped(moons):
     assert numpy.array_equal(full, rest) and pieces.t == whole.t == EPOCHS * 5
     with pytest.raises(ValueError, match="keeps its num_epochs"):
         pieces.run(EPOCHS + 1, RECORD)
+
+
+def test_progress_line_on_stderr(moons, capsys):
+    X, Y = moons
+    run(X, Y, optimizer=["adam", "gd"], learning_rate=[0.01, 0.1], progress=True)
+    err = capsys.readouterr().err
+    assert "adam x2: epoch 0/6" in err and "gd x2: epoch 4/6" in err and err.endswith("\n")
+    run(X, Y, progress=False)
+    assert capsys.readouterr().err == ""

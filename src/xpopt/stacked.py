@@ -235,7 +235,7 @@ class StackedTrainer:
 
     # ----------------------------------------------------------------------- training
     def run(self, num_epochs: int, record_every: int = 100, *, stop_after: int | None = None,
-            update: Callable | None = None):
+            update: Callable | None = None, on_record: Callable | None = None):
         """Train up to epoch ``num_epochs`` (from where the last call stopped); returns the
         recorded costs so far, shape (ceil(num_epochs / record_every), K), on the host.
 
@@ -251,6 +251,10 @@ class StackedTrainer:
         update : callable, optional
             ``update(params, grads, state, scalars)`` in place of the rule's NumPy twin over
             the ``(K, P)`` buffers (the GPU's one-launch kernel).
+        on_record : callable, optional
+            ``on_record(epoch, trainer)`` after each recorded epoch (a progress bar, a
+            checkpoint); ``trainer.history[epoch // record_every]`` holds its costs, on the
+            device (reading them synchronises).
         """
         xp, L = self.xp, self.L
         n_records = math.ceil(num_epochs / record_every)
@@ -304,9 +308,11 @@ class StackedTrainer:
                 cost_avg = self._epoch_cost() / self.m
                 if self.decaying:
                     self._decay(i)
+                self.epoch += 1
                 if i % record_every == 0:
                     history[i // record_every] = cost_avg
-                self.epoch += 1
+                    if on_record is not None:
+                        on_record(i, self)
         return to_host(history)
 
     def _decay(self, i: int) -> None:

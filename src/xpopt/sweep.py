@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import numbers
+import sys
 import time
 from typing import Any, Callable, Sequence
 
@@ -102,11 +103,24 @@ def _prepare(models: list[dict]) -> list[dict]:
     return models
 
 
+def _progress(label: str, epochs: int, show: bool | None):
+    """An ``on_record`` callback drawing one line on stderr, or None."""
+    if not (show if show is not None else sys.stderr.isatty()):
+        return None
+
+    def draw(epoch: int, trainer) -> None:
+        best = float(trainer.xp.min(trainer.history[epoch // trainer.record_every]))
+        sys.stderr.write(f"\r{label}epoch {epoch}/{epochs}  best cost {best:.6f} ")
+        sys.stderr.flush()
+
+    return draw
+
+
 def sweep(X, Y, layer_dims: Sequence[int], optimizer: str | Sequence[str] = "adam", *,
           learning_rate=0.0007, beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, seed=10,
           init_seed=3, num_epochs=5000, mini_batch_size=64, decay=None, decay_rate=1,
           shuffle: str = "own", record_every: int = 100, block_size: int | None = 128,
-          ) -> SweepResult:
+          progress: bool | None = False) -> SweepResult:
     """Train every model of a grid at once; model ``k`` equals :func:`~xpopt.train`'s run.
 
     Parameters
@@ -135,6 +149,9 @@ def sweep(X, Y, layer_dims: Sequence[int], optimizer: str | Sequence[str] = "ada
         Record ``cost_avg`` every this many epochs, as ``train``.
     block_size : int or None
         At most this many models per stacked block on the CPU (None: a group at once).
+    progress : bool or None
+        A progress line per block on stderr, redrawn at each recorded epoch (the only
+        reads of the device); None: only when stderr is a terminal.
 
     Returns
     -------
@@ -189,8 +206,11 @@ def sweep(X, Y, layer_dims: Sequence[int], optimizer: str | Sequence[str] = "ada
                 X, Y, dims, [s["_opt"] for s in ms], [s["seed"] for s in ms],
                 [s["init_seed"] for s in ms], [(s["_decay"], s["decay_rate"]) for s in ms],
                 batch, shared=shuffle == "shared")
-            history = trainer.run(epochs, record_every,
+            bar = _progress(f"{ms[0]['optimizer']} x{len(block)}: ", epochs, progress)
+            history = trainer.run(epochs, record_every, on_record=bar,
                                   update=None if on_cpu else stacked_update(trainer))
+            if bar is not None:
+                sys.stderr.write("\n")
             for j, k in enumerate(block):
                 parameters[k] = trainer.parameters(j)
                 costs[k] = history[:, j].tolist()
