@@ -1,7 +1,12 @@
 """Shared test machinery: the ``xp`` fixture, ``assert_close``, GPU and compiler gates.
 
-- ``xp`` runs a test once per array module present: ``numpy`` always, ``cupy`` marked ``gpu``
-  and skipped, with the reason, where CuPy has no usable device.
+- ``--cupy=auto|standin|real`` chooses what a GPU test runs on. ``real``: CuPy on a usable
+  device, else the test skips with the reason. ``standin``: :mod:`xpopt.testing`'s strict
+  CuPy stand-in, active for the whole test (``import cupy`` inside it gets the stand-in).
+  ``auto`` (the default): real CuPy where a GPU is usable, otherwise the stand-in.
+- A test marked ``gpu`` runs on that CuPy; one marked ``real_gpu`` needs a real device
+  (timings, memory-pool behaviour) and skips, visibly, on the stand-in.
+- ``xp`` runs a test once per array module: ``numpy`` and ``cupy`` (marked ``gpu``).
 - ``assert_close(actual, desired)`` moves both sides to the host and checks type of array
   module agreement, dtype, shape and values with per-dtype tolerances.
 - Under ``CI=true`` a test that needs nvcc fails instead of skipping when it is missing.
@@ -36,19 +41,78 @@ def gpu_unavailable_reason() -> str | None:
 
 
 REQUIRE_GPU = os.environ.get("XPOPT_REQUIRE_GPU", "").strip() == "1"
+CUPY_CHOICES = ("auto", "standin", "real")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--cupy", choices=CUPY_CHOICES, default="auto",
+        help="what GPU tests run on: 'real' CuPy (skip without a GPU), the 'standin' of "
+             "xpopt.testing, or 'auto' (default: real CuPy where a GPU is usable, else the "
+             "stand-in)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "real_gpu: needs a real CUDA device (timings, memory "
+                                       "pool); skipped, with the reason, on the stand-in")
+
+
+_REAL_GPU_WHY: list = []  # the real probe's answer, taken once before any stand-in runs
+
+
+def _real_gpu_reason() -> str | None:
+    if not _REAL_GPU_WHY:
+        _REAL_GPU_WHY.append(gpu_unavailable_reason())
+    return _REAL_GPU_WHY[0]
+
+
+def cupy_mode(config) -> str:
+    """``"real"`` or ``"standin"``: what this session's GPU tests run on."""
+    asked = config.getoption("--cupy")
+    if asked == "auto":
+        return "real" if _real_gpu_reason() is None else "standin"
+    return asked
+
+
+@pytest.fixture(autouse=True)
+def _cupy_for_gpu_tests(request):
+    """Tests marked ``gpu`` run on the session's CuPy: the stand-in is put in place for the
+    whole test (fixtures included: this fixture is set up before the others it precedes)."""
+    node = request.node
+    if node.get_closest_marker("gpu") is None and node.get_closest_marker("real_gpu") is None:
+        yield None
+        return
+    mode = cupy_mode(request.config)
+    if node.get_closest_marker("real_gpu") is not None or mode == "real":
+        why = _real_gpu_reason()
+        if why is not None:
+            if REQUIRE_GPU:
+                pytest.fail(f"XPOPT_REQUIRE_GPU=1 but there is no usable GPU: {why}")
+            pytest.skip(f"no usable GPU: {why}"
+                        + ("" if mode == "real" else " (this test needs a real device; the "
+                           "CuPy stand-in cannot serve it)"))
+        yield sys.modules.get("cupy") or __import__("cupy")
+        return
+    from xpopt.testing import cupy_standin  # noqa: PLC0415
+
+    # strict_scalars: a NumPy scalar of another dtype than the kernel's T is refused.
+    # CuPy 14 casts it instead, to the same value; refusing it holds xpopt to its own rule
+    # (scalars are computed on the host and handed over as T) so no FP64 value can creep in.
+    with cupy_standin(strict_scalars=True) as cupy:
+        yield cupy
 
 
 def require_gpu() -> None:
-    """Skip the calling test, visibly, where there is no usable GPU.
+    """Fail loudly when a test that needs CuPy is not marked for it.
 
-    Under ``XPOPT_REQUIRE_GPU=1`` (the GPU CI job, ci/gpu.sh) a missing GPU is a failure
-    instead: there, a skipped GPU test would be a check that silently did not run.
+    Tests that run on a GPU are marked ``gpu`` (real CuPy or the stand-in, see
+    ``--cupy``) or ``real_gpu``; the autouse fixture above skips them where nothing can
+    serve them, and ``XPOPT_REQUIRE_GPU=1`` (ci/gpu.sh) turns that skip into a failure.
     """
     why = gpu_unavailable_reason()
     if why is not None:
-        if REQUIRE_GPU:
-            pytest.fail(f"XPOPT_REQUIRE_GPU=1 but there is no usable GPU: {why}")
-        pytest.skip(f"no usable GPU: {why}")
+        pytest.fail(f"this test uses CuPy but no CuPy is usable here ({why}); mark it "
+                    "@pytest.mark.gpu (real CuPy or the stand-in) or @pytest.mark.real_gpu")
 
 
 def require_nvcc() -> str:
@@ -63,14 +127,9 @@ def require_nvcc() -> str:
 
 
 @pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
-def xp(request):
-    """The array module under test: numpy, and cupy where a GPU is usable."""
-    if request.param == "numpy":
-        return numpy
-    require_gpu()
-    import cupy
-
-    return cupy
+def xp(request, _cupy_for_gpu_tests):
+    """The array module under test: numpy, and cupy (real, or the stand-in: ``--cupy``)."""
+    return numpy if request.param == "numpy" else _cupy_for_gpu_tests
 
 
 def assert_close(actual, desired, *, rtol: float | None = None, atol: float | None = None,
@@ -97,3 +156,22 @@ def _isolated_backend(monkeypatch):
     backend._default.update(name=None, strict=None)
     yield
     backend._default.update(saved)
+
+
+@pytest.fixture
+def cupy(_cupy_for_gpu_tests):
+    """The CuPy of a test marked ``gpu``: real CuPy, or the stand-in (see ``--cupy``)."""
+    if _cupy_for_gpu_tests is None:
+        pytest.fail("the cupy fixture is for tests marked @pytest.mark.gpu")
+    return _cupy_for_gpu_tests
+
+
+@pytest.fixture
+def standin(cupy):
+    """The stand-in itself, for tests that read its counters (a real GPU has none)."""
+    from xpopt.testing import is_standin  # noqa: PLC0415
+
+    if not is_standin(cupy):
+        pytest.skip("counts launches and transfers only under the CuPy stand-in "
+                    "(this session runs GPU tests on real CuPy)")
+    return cupy

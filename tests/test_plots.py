@@ -128,10 +128,8 @@ def test_bad_inputs_are_refused(tmp_path, moons):
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.gpu
 def test_device_arrays_are_accepted(tmp_path):
-    from conftest import require_gpu
-
-    require_gpu()
     with xpopt.use_backend("cuda", strict=True):
         X, Y = xpopt.load_moons()
         result = xpopt.train(X, Y, [2, 5, 2, 1], xpopt.make_optimizer("adam"), num_epochs=100)

@@ -120,7 +120,7 @@ ADAM = KernelSpec(
 
 SPECS: dict[str, KernelSpec] = {spec.name: spec for spec in (GD, MOMENTUM, RMSPROP, ADAM)}
 
-_cache: dict[str, object] = {}
+_cache: dict[str, tuple] = {}  # spec name -> (cupy module, its ElementwiseKernel)
 _cache_lock = threading.Lock()
 
 
@@ -128,23 +128,25 @@ def get_kernel(spec: KernelSpec):
     """The ``cupy.ElementwiseKernel`` for ``spec``, built on first use and cached.
 
     CuPy compiles it (for the argument dtypes) at its first launch and caches that too.
+    A cached kernel belongs to the ``cupy`` module that built it: under the stand-in of
+    :mod:`xpopt.testing` (a module of its own) the kernel is built again, never shared.
     """
-    kernel = _cache.get(spec.name)
-    if kernel is None:
-        from .backend import _probe_cuda  # noqa: PLC0415 (CuPy stays unimported until needed)
+    from .backend import _probe_cuda  # noqa: PLC0415 (CuPy stays unimported until needed)
 
-        cupy, why = _probe_cuda()
-        if cupy is None:
-            raise RuntimeError(f"fused kernels need CuPy with a CUDA device: {why}")
+    cupy, why = _probe_cuda()
+    if cupy is None:
+        raise RuntimeError(f"fused kernels need CuPy with a CUDA device: {why}")
+    built = _cache.get(spec.name)
+    if built is None or built[0] is not cupy:
         with _cache_lock:
-            kernel = _cache.get(spec.name)
-            if kernel is None:
+            built = _cache.get(spec.name)
+            if built is None or built[0] is not cupy:
                 kernel = cupy.ElementwiseKernel(
                     spec.in_params, spec.out_params, spec.operation, spec.name,
                     preamble=spec.preamble, options=spec.options, no_return=True,
                 )
-                _cache[spec.name] = kernel
-    return kernel
+                built = _cache[spec.name] = (cupy, kernel)
+    return built[1]
 
 
 def launch(spec: KernelSpec, arrays: dict, scalars: dict) -> None:

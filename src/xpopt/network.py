@@ -255,10 +255,16 @@ def forward_propagation(X, parameters: dict, workspace: Workspace | None = None)
 
 
 @functools.lru_cache(maxsize=8)
-def _clip_bounds(dtype) -> tuple[float, float]:
-    """The least positive (subnormal) value and the largest value below 1 of ``dtype``."""
+def _clip_bounds(dtype, on_device: bool = False) -> tuple[float, float]:
+    """The least positive value and the largest value below 1 of ``dtype`` where it is
+    computed: on the host the least subnormal; on the GPU, in float32, the least NORMAL
+    value, since CuPy compiles every kernel with ``-ftz=true`` and a subnormal bound would
+    be flushed to 0 there (``-log(0)`` is inf, and ``inf * 0`` NaN)."""
     dtype = numpy.dtype(dtype)
-    smallest = numpy.nextafter(dtype.type(0), dtype.type(1))
+    if on_device and dtype == numpy.float32:
+        smallest = numpy.finfo(dtype).tiny
+    else:
+        smallest = numpy.nextafter(dtype.type(0), dtype.type(1))
     return float(smallest), float(1 - numpy.finfo(dtype).epsneg)
 
 
@@ -295,7 +301,7 @@ def compute_cost(AL, Y):
 
 def _logprobs(xp, AL, Y):
     """``-log(a) * Y - log(1 - a) * (1 - Y)`` elementwise, ``a`` clipped (see compute_cost)."""
-    low, high = _clip_bounds(AL.dtype)
+    low, high = _clip_bounds(AL.dtype, xp is not numpy)
     a = xp.minimum(xp.maximum(AL, low), high)
     return xp.multiply(-xp.log(a), Y) + xp.multiply(-xp.log(1 - a), 1 - Y)
 
