@@ -20,9 +20,14 @@ import numpy
 
 from .backend import get_xp
 
-__all__ = ["FlatDict", "Layout"]
+__all__ = ["EDITS", "FlatDict", "Layout"]
 
 Layout = tuple  # tuple[tuple[str, tuple[int, ...]], ...]: (key, shape) in buffer order
+
+# How many times a FlatDict's keys were rebound, added or removed (any FlatDict; also bumped
+# when an optimizer state's dict is replaced). A bound update step that sees the same count
+# as at its previous step knows, in O(1), that its FlatDicts still hold the same arrays.
+EDITS = [0]
 
 
 def _size(shape: Sequence[int]) -> int:
@@ -59,6 +64,42 @@ class FlatDict(dict):
             dict.__setitem__(self, key, flat[offset : offset + n].reshape(shape))
             offset += n
         self._views = tuple(dict.values(self))
+
+    # ------------------------------------------------------------------ rebinding
+    # Every way of changing which arrays the dict holds counts in EDITS, so that a bound
+    # update can tell in O(1) that no FlatDict anywhere was rebound since its last step.
+    def __setitem__(self, key, value):
+        dict.__setitem__(self, key, value)
+        EDITS[0] += 1
+
+    def __delitem__(self, key):
+        dict.__delitem__(self, key)
+        EDITS[0] += 1
+
+    def __ior__(self, other):
+        dict.update(self, other)
+        EDITS[0] += 1
+        return self
+
+    def update(self, *args, **kwargs):
+        dict.update(self, *args, **kwargs)
+        EDITS[0] += 1
+
+    def setdefault(self, key, default=None):
+        EDITS[0] += 1
+        return dict.setdefault(self, key, default)
+
+    def pop(self, *args):
+        EDITS[0] += 1
+        return dict.pop(self, *args)
+
+    def popitem(self):
+        EDITS[0] += 1
+        return dict.popitem(self)
+
+    def clear(self):
+        dict.clear(self)
+        EDITS[0] += 1
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -117,6 +158,7 @@ class FlatDict(dict):
                     raise TypeError(f"cannot repack {key!r}: dtype {held.dtype} != {self.flat.dtype}")
                 view[...] = held
                 dict.__setitem__(self, key, view)
+        EDITS[0] += 1
         return self
 
     def copy(self) -> "FlatDict":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .. import kernels
 from ..backend import get_xp
 from .base import (Optimizer, apply_update, check_beta, check_epsilon, check_learning_rate,
-                   check_step, zeros_state)
+                   check_step, hyperparameter, zeros_state)
 
 SPEC = kernels.ADAM
 
@@ -51,13 +51,16 @@ class Adam(Optimizer):
     spec = SPEC
     rule = adam_rule
     slots = ("v", "s")
+    beta1 = hyperparameter("beta1", lambda value: check_beta(value, 'beta1'))
+    beta2 = hyperparameter("beta2", lambda value: check_beta(value, 'beta2'))
+    epsilon = hyperparameter("epsilon", lambda value: check_epsilon(value))
 
     def __init__(self, learning_rate: float = 0.01, beta1: float = 0.9, beta2: float = 0.999,
                  epsilon: float = 1e-8, *, fused: bool = True):
         super().__init__(learning_rate, fused=fused)
-        self.beta1 = check_beta(beta1, "beta1")
-        self.beta2 = check_beta(beta2, "beta2")
-        self.epsilon = check_epsilon(epsilon)
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
 
     def scalars(self, learning_rate, t):
         return adam_scalars(learning_rate, self.beta1, self.beta2, self.epsilon, t)

@@ -1,5 +1,9 @@
 """What every update rule shares: validation before any write, and the dispatch.
 
+Every update builds an :class:`UpdatePlan`, and every plan starts with
+:mod:`xpopt.validation` (the arrays, and the scalars as cast to their dtype): what cannot be
+updated correctly raises before any array is touched.
+
 An update rule is given twice, side by side in its module: a :class:`~xpopt.kernels.KernelSpec`
 (the fused GPU kernel) and its NumPy twin, a function that performs the same expressions in
 the same order, in place, with ``out=`` arguments. The twin runs on NumPy, and on CuPy as the
@@ -22,9 +26,7 @@ between steps and :meth:`Optimizer.bind` hands a training loop a step that only 
 
 from __future__ import annotations
 
-import functools
-import math
-import numbers
+import itertools
 import operator
 import os
 import threading
@@ -36,7 +38,11 @@ import numpy
 
 from .. import hostkernels, kernels
 from ..backend import get_xp, is_cupy_array
-from ..flat import FlatDict
+from ..flat import EDITS, FlatDict
+# The checks live in xpopt.validation, the one layer every entry point passes through;
+# the names stay importable from here.
+from ..validation import (_packed_together, check_beta, check_epsilon,  # noqa: F401
+                          check_learning_rate, check_scalars, check_step, check_update)
 
 CHUNK = 32768  # elements per NumPy pass: 2 scratch + 5 streams of float64 fit in a 2 MiB L2
 # From this many elements on, the NumPy path splits its chunks among threads: NumPy
@@ -44,92 +50,11 @@ CHUNK = 32768  # elements per NumPy pass: 2 scratch + 5 streams of float64 fit i
 THREADED_MIN = 1 << 22  # measured: below 4M elements two threads cost more than they save
 
 Rule = Callable[..., None]
-
-
-# ------------------------------------------------------------------------- validation
-def check_learning_rate(learning_rate: Any) -> float:
-    if not isinstance(learning_rate, numbers.Real) or not math.isfinite(learning_rate) or learning_rate < 0:
-        raise ValueError(f"learning_rate must be a finite number >= 0, got {learning_rate!r}")
-    return float(learning_rate)
-
-
-def check_beta(value: Any, name: str) -> float:
-    if not isinstance(value, numbers.Real) or not (0.0 <= value < 1.0):
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return float(value)
-
-
-def check_epsilon(value: Any) -> float:
-    if not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"epsilon must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def check_step(t: Any) -> int:
-    if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 1:
-        raise ValueError(f"t (the Adam step count, from 1) must be an integer >= 1, got {t!r}")
-    return int(t)
-
-
-@functools.lru_cache(maxsize=64)
-def _grad_layout(layout: tuple) -> tuple:
-    return tuple(("d" + k, s) for k, s in layout)
+_END = object()  # closes the sequence of arrays a plan checks by identity
 
 
 def _is_array(x) -> bool:
     return isinstance(x, numpy.ndarray) or is_cupy_array(x)
-
-
-def _validate_dicts(parameters: dict, named: dict[str, dict]) -> None:
-    """Same keys (``W1`` <-> ``dW1``), shapes, dtype and device everywhere, or raise."""
-    if not isinstance(parameters, dict) or not parameters:
-        raise TypeError("parameters must be a non-empty dict of arrays (W1, b1, ...)")
-    expected = {"d" + k for k in parameters}
-    for what, d in named.items():
-        if not isinstance(d, dict):
-            raise TypeError(f"{what} must be a dict of arrays, got {type(d).__name__}")
-        if set(d) != expected:
-            missing, extra = sorted(expected - set(d)), sorted(set(d) - expected)
-            raise KeyError(
-                f"{what} must have the keys of parameters with a 'd' prefix: "
-                f"missing {missing}, unexpected {extra}"
-            )
-    arrays = []
-    for k, p in parameters.items():
-        if not _is_array(p):
-            raise TypeError(f"parameters[{k!r}] must be a NumPy or CuPy array, got {type(p).__name__}")
-        arrays.append(p)
-        for what, d in named.items():
-            a = d["d" + k]
-            if not _is_array(a):
-                raise TypeError(f"{what}['d{k}'] must be a NumPy or CuPy array, got {type(a).__name__}")
-            if a.shape != p.shape:
-                raise ValueError(f"{what}['d{k}'] has shape {a.shape}, parameters[{k!r}] {p.shape}")
-            arrays.append(a)
-    get_xp(*arrays)  # TypeError when NumPy and CuPy arrays are mixed
-    dtypes = {a.dtype for a in arrays}
-    if len(dtypes) != 1:
-        raise TypeError(f"all arrays must share one dtype, got {sorted(map(str, dtypes))}")
-    dtype = dtypes.pop()
-    if dtype.kind != "f":
-        raise TypeError(f"arrays must be floating point, got {dtype}")
-
-
-def _packed_together(parameters: dict, named: dict[str, dict]) -> bool:
-    """True when every dict is a packed FlatDict of the parameters' layout (checked in O(1)
-    array work: the buffers' devices and dtypes, the layouts' keys and shapes)."""
-    if not (isinstance(parameters, FlatDict) and parameters.packed):
-        return False
-    want = _grad_layout(parameters.layout)
-    flats = [parameters.flat]
-    for d in named.values():
-        if not (isinstance(d, FlatDict) and d.packed and d.layout == want):
-            return False
-        flats.append(d.flat)
-    get_xp(*flats)
-    if any(f.dtype != parameters.flat.dtype for f in flats):
-        return False  # let the full validation name the culprit
-    return parameters.flat.dtype.kind == "f"
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -165,20 +90,32 @@ def _groups(parameters: dict, named: dict[str, dict], packed: bool) -> list[dict
 class UpdatePlan:
     """One validated update: the groups of arrays, their chunks and scratch, ready to run.
 
-    Built once per set of dicts; :meth:`run` then only launches (the kernel on CuPy; on NumPy
-    the compiled CPU kernel, or the twin chunk by chunk). :class:`Optimizer` keeps the plan between steps while the
-    same packed FlatDicts come back, so a training step does no validation work.
+    Built once per set of dicts, after :func:`xpopt.validation.check_update` (and, given
+    ``scalars``, :func:`~xpopt.validation.check_scalars`) passed; :meth:`run` then only
+    launches (the kernel on CuPy; on NumPy the compiled CPU kernel, or the twin chunk by
+    chunk). The plan remembers which arrays the dicts held: :meth:`unchanged` tells, in
+    O(number of keys) identity checks, whether they still hold them (a course-style
+    ``p["W1"] = p["W1"] - ...`` rebinding makes a new plan necessary).
     """
 
-    def __init__(self, spec, rule, parameters, grads, state, *, fused=True, scratch=None):
+    def __init__(self, spec, rule, parameters, grads, state, *, fused=True, scratch=None,
+                 scalars=None):
+        self.seen_edits = EDITS[0]  # read before looking: a later rebinding changes it
+        packed, dtype = check_update(parameters, grads, state)
+        if scalars is not None:
+            check_scalars(scalars, dtype)
         named = {"grads": grads, **state}
-        packed = _packed_together(parameters, named)
-        if not packed:
-            _validate_dicts(parameters, named)
         roles = {"grads": "grad", **{r: r for r in state}}
         named = {roles[k]: d for k, d in named.items()}
-        self.spec, self.rule, self.packed = spec, rule, packed
-        self.key = (parameters, grads, *state.values())
+        self.spec, self.rule, self.packed, self.dtype = spec, rule, packed, dtype
+        self.dicts = (parameters, grads, *state.values())
+        # What the dicts hold now, for unchanged(): live views of their values, the counts,
+        # and the arrays themselves (kept alive here, so their identities cannot be reused).
+        # (The end marker makes a removed or added key a mismatch too.)
+        self._values = (*(dict.values(d) for d in self.dicts), (_END,))
+        self._held = tuple(itertools.chain.from_iterable(self._values))
+        # Only FlatDicts count their rebindings (flat.EDITS); plain dicts are looked at
+        self.only_flatdicts = all(isinstance(d, FlatDict) for d in self.dicts)
         groups = _groups(parameters, named, packed)
         first = groups[0]["param"]
         self.xp = get_xp(first)
@@ -255,12 +192,27 @@ class UpdatePlan:
 
         return call
 
+    def unchanged(self) -> bool:
+        """True while every dict holds the same keys and array objects as when the plan was
+        made (checked by identity: no array is read, nothing is allocated but an iterator)."""
+        return all(map(operator.is_, itertools.chain.from_iterable(self._values), self._held))
+
+    def current(self) -> bool:
+        """:meth:`unchanged`, in O(1) when the dicts are FlatDicts and no FlatDict anywhere
+        was rebound since the last look (``flat.EDITS`` is the same)."""
+        edits = EDITS[0]
+        if edits == self.seen_edits and self.only_flatdicts:
+            return True
+        if not self.unchanged():
+            return False
+        self.seen_edits = edits
+        return True
+
     def still_valid(self, parameters, grads, state_dicts) -> bool:
-        """True for the same packed dicts the plan was built from."""
+        """True for the same dicts the plan was made from, holding the same arrays."""
         key = (parameters, grads, *state_dicts)
-        return (self.packed and len(key) == len(self.key)
-                and all(map(operator.is_, key, self.key))
-                and all([d.packed for d in key]))
+        return (len(key) == len(self.dicts) and all(map(operator.is_, key, self.dicts))
+                and self.current())
 
     def run(self, scalars: dict[str, float]) -> None:
         if self.fused:
@@ -314,7 +266,8 @@ def apply_update(
     fused: bool = True,
     scratch: Scratch | None = None,
 ) -> None:
-    """Apply one update rule in place to every parameter, after validating everything.
+    """Apply one update rule in place to every parameter, after validating everything
+    (the arrays, and the scalars as cast to their dtype: :mod:`xpopt.validation`).
 
     Parameters
     ----------
@@ -342,7 +295,8 @@ def apply_update(
         scratch = getattr(_thread_scratch, "scratch", None)
         if scratch is None:
             scratch = _thread_scratch.scratch = Scratch()
-    UpdatePlan(spec, rule, parameters, grads, state, fused=fused, scratch=scratch).run(scalars)
+    UpdatePlan(spec, rule, parameters, grads, state, fused=fused, scratch=scratch,
+               scalars=scalars).run(scalars)
 
 
 # ----------------------------------------------------------------- state and objects
@@ -379,12 +333,33 @@ class OptimizerState:
     plan: UpdatePlan | None = field(default=None, repr=False, compare=False)
 
 
+def _state_slot(name: str) -> property:
+    """``OptimizerState.v`` / ``.s``: replacing the dict counts as a rebinding (flat.EDITS),
+    so that a bound step looks again."""
+    private = "_" + name
+
+    def get(self):
+        return getattr(self, private)
+
+    def set(self, value):
+        object.__setattr__(self, private, value)
+        EDITS[0] += 1
+
+    return property(get, set)
+
+
+OptimizerState.v = _state_slot("v")  # after @dataclass: its __init__ assigns through these
+OptimizerState.s = _state_slot("s")
+
+
 class Optimizer:
     """An update rule with its hyperparameters, for training loops.
 
     ``state = opt.init(parameters)`` once, then ``opt.update(parameters, grads, state)`` per
-    step, in place. ``opt.learning_rate`` may change between steps (schedules); nothing is
-    rebuilt. Subclasses set ``spec``, ``rule``, ``slots`` and :meth:`scalars`.
+    step, in place. ``opt.learning_rate`` (and the other hyperparameters) may change between
+    steps (schedules); each is validated when set, and again as cast to the arrays' dtype
+    before the next step uses it. Subclasses set ``spec``, ``rule``, ``slots`` and
+    :meth:`scalars`, and declare their hyperparameters with :func:`hyperparameter`.
     """
 
     spec: kernels.KernelSpec
@@ -392,6 +367,7 @@ class Optimizer:
     slots: tuple[str, ...] = ()
 
     def __init__(self, learning_rate: float, *, fused: bool = True):
+        self._version = 0  # bumped by every hyperparameter change
         self.learning_rate = learning_rate
         self.fused = bool(fused)
 
@@ -402,6 +378,7 @@ class Optimizer:
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
         self._learning_rate = check_learning_rate(value)
+        self._version += 1
 
     def scalars(self, learning_rate: float, t: int) -> dict[str, float]:
         """The kernel's scalar arguments for step ``t`` (from 1)."""
@@ -411,9 +388,27 @@ class Optimizer:
         """Zero state for ``parameters`` (on their device, of their dtype)."""
         return OptimizerState(**{slot: zeros_state(parameters) for slot in self.slots})
 
+    def _plan(self, parameters, grads, slots: dict, scratch) -> UpdatePlan:
+        """A validated plan; the scalars are checked in the arrays' dtype at ``t = 1`` (the
+        smallest bias corrections) with the current learning rate."""
+        plan = UpdatePlan(self.spec, type(self).rule, parameters, grads, slots,
+                          fused=self.fused, scratch=scratch,
+                          scalars=self.scalars(self._learning_rate, 1))
+        plan.checked_version = self._version
+        return plan
+
+    def _recheck(self, plan: UpdatePlan) -> None:
+        """After a hyperparameter changed: the current ones, cast to the plan's dtype."""
+        check_scalars(self.scalars(self._learning_rate, 1), plan.dtype)
+        plan.checked_version = self._version
+
     def update(self, parameters: dict, grads: dict, state: OptimizerState,
                learning_rate: float | None = None) -> None:
         """One step, in place: ``parameters`` and ``state`` change, ``state.t`` grows by one.
+
+        The plan is kept in ``state`` while the same dicts come back holding the same
+        arrays (checked as in :meth:`bind`); a new one, validated, is made otherwise. A
+        failing step changes nothing, ``state.t`` included.
 
         Parameters
         ----------
@@ -425,33 +420,58 @@ class Optimizer:
         learning_rate : float, optional
             This step's learning rate; defaults to ``self.learning_rate``.
         """
-        lr = self._learning_rate if learning_rate is None else check_learning_rate(learning_rate)
+        if learning_rate is None:
+            lr = self._learning_rate
+        else:
+            lr = check_learning_rate(learning_rate)
         t = state.t + 1
         slots = [getattr(state, slot) for slot in self.slots]
         plan = state.plan
-        if plan is None or plan.requested_fused != self.fused or not plan.still_valid(parameters, grads, slots):
-            plan = UpdatePlan(self.spec, type(self).rule, parameters, grads,
-                              dict(zip(self.slots, slots)), fused=self.fused, scratch=state.scratch)
-            state.plan = plan if plan.packed else None
+        if (plan is None or plan.requested_fused != self.fused
+                or not plan.still_valid(parameters, grads, slots)):
+            state.plan = None
+            plan = self._plan(parameters, grads, dict(zip(self.slots, slots)), state.scratch)
+            state.plan = plan
+        elif plan.checked_version != self._version:
+            self._recheck(plan)
+        if learning_rate is not None:
+            check_scalars({"lr": lr}, plan.dtype)
         plan.run(self.scalars(lr, t))
         state.t = t
 
     def bind(self, parameters: dict, grads: dict, state: OptimizerState) -> Callable[[], None]:
         """A step function for a loop that owns these dicts: ``step()`` is ``update(...)``.
 
-        Everything is validated once, here; each ``step()`` then only computes this step's
-        scalars (from the current ``learning_rate`` and ``state.t``) and launches. The
-        caller must not rebind keys of the dicts while it uses the step (training loops
-        don't: they write gradients into the same buffers every step).
+        Everything is validated once, here. Each ``step()`` then makes sure the dicts (and
+        ``state``'s slots) still hold the arrays they held: in O(1) while no FlatDict
+        anywhere was rebound (``flat.EDITS``), else by identity, O(number of keys), no array
+        work. It computes this step's scalars from the current ``learning_rate`` and
+        ``state.t``, and launches. After a course-style rebinding
+        (``parameters["W1"] = parameters["W1"] - ...``, a new gradient array, a replaced
+        state dict) the step validates and plans again, so the update lands in the arrays
+        the dicts hold; a changed hyperparameter is checked in the arrays' dtype before the
+        step uses it. A failing step changes nothing, ``state.t`` included.
         """
-        slots = {slot: getattr(state, slot) for slot in self.slots}
-        plan = UpdatePlan(self.spec, type(self).rule, parameters, grads, slots,
-                          fused=self.fused, scratch=state.scratch)
-        run, scalars = plan.run, self.scalars
+        slot_names = self.slots
+        current = [getattr(state, slot) for slot in slot_names]
+        plan = self._plan(parameters, grads, dict(zip(slot_names, current)), state.scratch)
+        scalars = self.scalars
+        is_, attribute = operator.is_, state.__getattribute__
 
         def step() -> None:
+            nonlocal plan, current
+            # O(1) while nothing was rebound anywhere (flat.EDITS: FlatDict keys, state
+            # slots); otherwise an identity check of every array, and a new plan if needed
+            if EDITS[0] != plan.seen_edits or not plan.only_flatdicts:
+                if not all(map(is_, map(attribute, slot_names), current)) or not plan.current():
+                    now = [getattr(state, slot) for slot in slot_names]
+                    plan = self._plan(parameters, grads, dict(zip(slot_names, now)),
+                                      state.scratch)  # raises, changing nothing, if invalid
+                    current = now
+            if plan.checked_version != self._version:
+                self._recheck(plan)
             t = state.t + 1
-            run(scalars(self._learning_rate, t))
+            plan.run(scalars(self._learning_rate, t))
             state.t = t
 
         return step
@@ -462,3 +482,19 @@ class Optimizer:
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"learning_rate": self.learning_rate}
+
+
+def hyperparameter(name: str, check: Callable[[Any], float]) -> property:
+    """A validated hyperparameter attribute: ``check(value)`` on every assignment (the
+    previous value stays on error); a change makes the next step re-check the scalars in
+    the arrays' dtype."""
+    private = "_" + name
+
+    def get(self):
+        return getattr(self, private)
+
+    def set(self, value):
+        setattr(self, private, check(value))
+        self._version += 1
+
+    return property(get, set, doc=f"``{name}``, validated when set.")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .. import kernels
-from .base import Optimizer, apply_update, check_beta, check_learning_rate, zeros_state
+from .base import (Optimizer, apply_update, check_beta, check_learning_rate, hyperparameter,
+                   zeros_state)
 
 SPEC = kernels.MOMENTUM
 
@@ -27,10 +28,11 @@ class Momentum(Optimizer):
     spec = SPEC
     rule = momentum_rule
     slots = ("v",)
+    beta = hyperparameter("beta", lambda value: check_beta(value, 'beta'))
 
     def __init__(self, learning_rate: float = 0.0007, beta: float = 0.9, *, fused: bool = True):
         super().__init__(learning_rate, fused=fused)
-        self.beta = check_beta(beta, "beta")
+        self.beta = beta
 
     def scalars(self, learning_rate, t):
         return momentum_scalars(learning_rate, self.beta)

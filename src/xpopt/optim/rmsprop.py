@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import kernels
 from .base import (Optimizer, apply_update, check_beta, check_epsilon, check_learning_rate,
-                   zeros_state)
+                   hyperparameter, zeros_state)
 
 SPEC = kernels.RMSPROP
 
@@ -32,12 +32,14 @@ class RMSprop(Optimizer):
     spec = SPEC
     rule = rmsprop_rule
     slots = ("s",)
+    beta2 = hyperparameter("beta2", lambda value: check_beta(value, 'beta2'))
+    epsilon = hyperparameter("epsilon", lambda value: check_epsilon(value))
 
     def __init__(self, learning_rate: float = 0.01, beta2: float = 0.999, epsilon: float = 1e-8,
                  *, fused: bool = True):
         super().__init__(learning_rate, fused=fused)
-        self.beta2 = check_beta(beta2, "beta2")
-        self.epsilon = check_epsilon(epsilon)
+        self.beta2 = beta2
+        self.epsilon = epsilon
 
     def scalars(self, learning_rate, t):
         return rmsprop_scalars(learning_rate, self.beta2, self.epsilon)
