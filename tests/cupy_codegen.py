@@ -95,6 +95,8 @@ _REQUIRED = {
                         "_cupy_header_list"),
     "cupy.cuda.compiler": ("_NVRTCProgram", "_get_arch", "_get_arch_for_options_for_nvrtc",
                            "_kernel_cache_backend", "_get_nvrtc_version"),
+    "cupy_backends.cuda.api.runtime": ("CUDARuntimeError",),
+    "cupy_backends.cuda.api.driver": ("CUDADriverError",),
     "cupy_backends.cuda.libs.nvrtc": ("createProgram", "compileProgram", "getPTX", "getCUBIN",
                                       "destroyProgram", "getProgramLog", "getVersion",
                                       "NVRTCError"),
@@ -381,15 +383,16 @@ def cupy_build(args: KernelArgs, kinds: tuple, dtype, arch: str,
         try:
             cp._kernel._get_elementwise_kernel.__wrapped__(*call, **kernel.kwargs)
         except Exception as exc:
-            mine = [r for r in records if r["source"].endswith(code)]
-            if not mine:  # failed before or inside NVRTC: not the expected module-load error
+            reached = any(r["source"].endswith(code) for r in records)
+            if type(exc).__name__ == "CompileException":
                 log = getattr(exc, "_msg", None) or str(exc)
-                if type(exc).__name__ == "CompileException":
-                    raise CompileError(f"NVRTC rejected {args.name} ({dtype}, {arch}):\n{log}"
-                                       ) from exc
-                raise CodegenError(f"CuPy did not reach NVRTC for {args.name}: "
+                raise CompileError(f"NVRTC rejected {args.name} ({dtype}, {arch}):\n{log}"
+                                   ) from exc
+            if not (reached and isinstance(exc, (cp.runtime.CUDARuntimeError,
+                                                 cp.driver.CUDADriverError))):
+                raise CodegenError(f"CuPy did not build {args.name} as expected: "
                                    f"{type(exc).__name__}: {exc}") from exc
-            # Otherwise: loading the cubin needs a driver; on a GPU machine it just works.
+            # Loading the cubin into a module needs a driver; on a GPU machine it just works.
     mine = [r for r in records if r["source"].endswith(code)]
     if len(mine) != 1:
         raise CodegenError(f"{args.name}: expected one NVRTC compilation of the kernel, "
@@ -634,7 +637,7 @@ def sass_counts(opcodes) -> collections.Counter:
     return c
 
 
-_SASS_FP64 = re.compile(r"^(DADD|DMUL|DFMA|DSETP|DSET|DMNMX|DMMA|DEPBAR_NEVER)\b|\.F64\b|"
+_SASS_FP64 = re.compile(r"^(DADD|DMUL|DFMA|DSETP|DSET|DMNMX|DMMA)\b|\.F64\b|"
                         r"^MUFU\.\w*64H")
 FMA_OPS = ("FFMA", "DFMA")
 
@@ -653,7 +656,7 @@ class Expansions:
 
 
 def sass_problems(listing: str, name: str, dtype, n_div: int, n_sqrt: int,
-                  expansions: Expansions, operation: str = "") -> list[str]:
+                  expansions: Expansions | None, operation: str = "") -> list[str]:
     """What, in the machine code of kernel ``name``, breaks xpopt's rounding contract.
 
     Parameters
@@ -666,8 +669,9 @@ def sass_problems(listing: str, name: str, dtype, n_div: int, n_sqrt: int,
         What ``T`` stood for.
     n_div, n_sqrt : int
         Correctly rounded divisions and square roots in the kernel's PTX.
-    expansions : Expansions
-        :func:`probe_expansions` for the same arch, dtype and options.
+    expansions : Expansions or None
+        :func:`probe_expansions` for the same arch, dtype and options (None: no division or
+        square root is expected, so neither any FFMA/DFMA nor any subroutine).
     operation : str
         The kernel's operation: a ``/`` in it needs a correctly rounded division slow path
         (``..._div_rn_...``) in the machine code, a ``sqrt(`` a square-root one
@@ -705,6 +709,11 @@ def sass_problems(listing: str, name: str, dtype, n_div: int, n_sqrt: int,
         ftz = sorted({op for op in everything if "FTZ" in op.split(".")})
         if ftz:
             problems.append(f"flush-to-zero instructions in a float64 kernel: {ftz}")
+    if expansions is None:
+        if n_div or n_sqrt:
+            raise ValueError("expansions are needed to account for divisions and square roots")
+        expansions = Expansions(body={"div": collections.Counter(),
+                                      "sqrt": collections.Counter()}, subroutines={})
     counts = sass_counts(body)
     for op in FMA_OPS:
         want = (n_div * expansions.body["div"][op] + n_sqrt * expansions.body["sqrt"][op])
@@ -723,6 +732,9 @@ def sass_problems(listing: str, name: str, dtype, n_div: int, n_sqrt: int,
         kind = _subroutine_kind(sub)
         if "_rn_" not in kind or width not in kind:
             problems.append(f"subroutine {kind} is not a correctly rounded {width} one")
+        if ("ftz" in kind.split("_")) != (width == "f32"):
+            problems.append(f"subroutine {kind}: flush-to-zero variant in {width} "
+                            f"{'missing' if width == 'f32' else 'present'}")
         if kind not in expansions.subroutines:
             problems.append(f"subroutine {kind} does not occur in the division and square-root "
                             f"probes ({sorted(expansions.subroutines)})")

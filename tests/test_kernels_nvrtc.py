@@ -84,16 +84,15 @@ def nvdisasm() -> str:
 
 
 # ----------------------------------------------------- what xpopt passes to CuPy, recorded
-@functools.lru_cache(maxsize=None)
-def recorded_args() -> dict[str, cg.KernelArgs]:
-    """``cupy.ElementwiseKernel``'s constructor arguments as ``get_kernel`` passes them, by
-    kernel name, recorded by ``xpopt.testing.cupy_standin()``'s ElementwiseKernel."""
+def record_args(get_kernel) -> dict[str, cg.KernelArgs]:
+    """``cupy.ElementwiseKernel``'s constructor arguments as ``get_kernel(spec)`` passes them,
+    by kernel name, recorded by ``xpopt.testing.cupy_standin()``'s ElementwiseKernel."""
     from xpopt.testing import cupy_standin, is_standin  # noqa: PLC0415
 
     kernels._cache.clear()
     try:
         with cupy_standin() as cp:
-            built = {spec.name: kernels.get_kernel(spec) for spec in SPECS}
+            built = {spec.name: get_kernel(spec) for spec in SPECS}
             assert is_standin(sys.modules["cupy"])
             assert [k.name for k in cp.kernels_built] == [s.name for s in SPECS]
             for name, k in built.items():
@@ -105,6 +104,12 @@ def recorded_args() -> dict[str, cg.KernelArgs]:
             return {name: cg.KernelArgs.of(k) for name, k in built.items()}
     finally:
         kernels._cache.clear()
+
+
+@functools.lru_cache(maxsize=None)
+def recorded_args() -> dict[str, cg.KernelArgs]:
+    """What ``xpopt.kernels.get_kernel`` passes CuPy, by kernel name (recorded once)."""
+    return record_args(kernels.get_kernel)
 
 
 @functools.lru_cache(maxsize=None)
@@ -128,7 +133,8 @@ def machine_code(b: cg.CupyBuild, args: cg.KernelArgs, nvcc: str, nvdisasm: str)
     entry = cg.ptx_entries(nb.ptx)[b.name]
     w = width(b.dtype)
     n_div, n_sqrt = cg.count_ptx(entry, "div", w), cg.count_ptx(entry, "sqrt", w)
-    expansions = cg.probe_expansions(b.dtype, b.arch, args.options, nvcc, nvdisasm)
+    expansions = (cg.probe_expansions(b.dtype, b.arch, args.options, nvcc, nvdisasm)
+                  if n_div or n_sqrt else None)
     problems = cg.sass_problems(listing, b.name, b.dtype, n_div, n_sqrt, expansions,
                                 args.operation)
     counts = cg.sass_counts(cg.sass_functions(listing).get(b.name, ()))
@@ -149,7 +155,8 @@ def machine_code_prefetched() -> None:
             builds += [b for _, b in cg.probe_builds(dtype, arch, options).values()]
     for args, like in _controls().values():
         builds.append(cg.cupy_build(args, kinds(like, F32), F32, "sm_90"))
-        builds += [b for _, b in cg.probe_builds(F32, "sm_90", args.options).values()]
+        if "/" in args.operation or "sqrt(" in args.operation:
+            builds += [b for _, b in cg.probe_builds(F32, "sm_90", args.options).values()]
     cg.prefetch_machine_code(builds, nvcc, nvdisasm)
 
 
@@ -337,6 +344,25 @@ def test_ftz_checks_notice_a_build_without_ftz(nvrtc, nvcc, nvdisasm):
                                      nvdisasm)
     problems = cg.sass_problems(listing, spec.name, F32, 1, 1, expansions, spec.operation)
     assert any("without .FTZ" in p for p in problems), problems
+
+
+@pytest.mark.nvcc
+def test_a_get_kernel_dropping_options_fails_the_proof(nvrtc):
+    """The link to the running code: were get_kernel to stop passing ``options``, the recorded
+    arguments, and so the PTX checked above, would change, and the check would report it."""
+
+    def get_kernel_without_options(spec):
+        import cupy  # noqa: PLC0415  (the stand-in, inside record_args)
+
+        return cupy.ElementwiseKernel(spec.in_params, spec.out_params, spec.operation,
+                                      spec.name, preamble=spec.preamble, no_return=True)
+
+    broken = record_args(get_kernel_without_options)["xpopt_momentum"]
+    assert broken.options == ()
+    b = cg.cupy_build(broken, kinds("xpopt_momentum", F32), F32, "sm_90")
+    assert "--fmad=false" not in b.options
+    problems = cg.ptx_problems(b.ptx, broken.name, F32, broken.operation)
+    assert any("fused multiply-add fma" in p for p in problems), problems
 
 
 @pytest.mark.nvcc
