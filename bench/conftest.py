@@ -6,6 +6,10 @@
   CuPy versions) or why there is none, PyTorch, BLAS and the copy bandwidths with each run.
 - Skipped contestants and their reasons go into the saved JSON (``xpopt_skipped``), so the
   report says what was not measured and why.
+- ``XPOPT_BENCH_CUPY=standin`` runs the CuPy contestants on the stand-in of
+  :mod:`xpopt.testing` (the smoke pass in CI does, so their code cannot rot): their
+  timings are host timings of a NumPy stand-in, never GPU figures, and the run's
+  machine_info names the stand-in as the device.
 """
 
 from __future__ import annotations
@@ -13,11 +17,25 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import os
+
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # harness, course_code
 
 import harness  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cupy_standin_if_asked():
+    """The whole session on the CuPy stand-in when ``XPOPT_BENCH_CUPY=standin``."""
+    if os.environ.get("XPOPT_BENCH_CUPY", "").strip() != "standin":
+        yield
+        return
+    from xpopt.testing import cupy_standin  # noqa: PLC0415
+
+    with cupy_standin():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -18,4 +18,8 @@ XPOPT_BENCH_QUICK=1 "$PYTHON" -m pytest bench/ -q -p no:cacheprovider \
 for group in "mini-batch partition" "forward + backward" "adam step" "experiment" "train step"; do
     grep -q "^### $group" "$out/smoke.md" || { echo "bench smoke: report lacks '$group'" >&2; exit 1; }
 done
+# The CuPy contestants once more on the stand-in of xpopt.testing: their code paths run
+# (host timings of a NumPy stand-in, thrown away: never a GPU figure).
+XPOPT_BENCH_QUICK=1 XPOPT_BENCH_CUPY=standin "$PYTHON" -m pytest bench/ -q -p no:cacheprovider \
+    -k "cupy" --benchmark-disable
 echo "bench smoke: OK"

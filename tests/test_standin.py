@@ -555,3 +555,21 @@ def test_data_dependent_sizes_and_pickling_read_back(cp):
     assert isinstance(back, cp.ndarray) and back.get().tolist() == [1.0, -2.0, 3.0]
     assert c.d2h == 1 and c.h2d == 1
     assert cp.shares_memory(x[1:], x) and not cp.shares_memory(back, x)
+
+
+def test_events_time_on_the_host_and_the_pool_refuses_to_invent_figures(cp):
+    """What bench/ uses: events (host times, a counted sync) and the memory pool, whose
+    byte counts the stand-in cannot know."""
+    start, end = cp.cuda.Event(), cp.cuda.Event()
+    with pytest.raises(RuntimeError, match="recorded"):
+        cp.cuda.get_elapsed_time(start, end)
+    start.record()
+    end.record()
+    with cp.counting() as c:
+        end.synchronize()
+    assert c.syncs == 1
+    assert cp.cuda.get_elapsed_time(start, end) >= 0.0
+    pool = cp.get_default_memory_pool()
+    pool.free_all_blocks()
+    with pytest.raises(NotImplementedError, match="allocated_bytes"):
+        pool.used_bytes()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+import time
 import types
 from typing import Iterator
 
@@ -73,6 +74,25 @@ def _cuda_module(state: _State) -> types.ModuleType:
         def __repr__(self) -> str:
             return "<CUDA Device 0 (xpopt stand-in)>"
 
+    class Event:
+        """``cupy.cuda.Event``: ``record()`` notes the host clock (the stand-in's work is
+        done when a call returns); ``synchronize()`` is a counted sync. Times measured with
+        it are host times of the stand-in, never GPU figures."""
+
+        def __init__(self, *args, **kwargs):
+            self.time = None
+
+        def record(self, stream=None) -> None:
+            self.time = time.perf_counter()
+
+        def synchronize(self) -> None:
+            state.counters.sync()
+
+    def get_elapsed_time(start: Event, end: Event) -> float:
+        if start.time is None or end.time is None:
+            raise RuntimeError("both events must be recorded before get_elapsed_time")
+        return (end.time - start.time) * 1e3  # milliseconds, as CuPy
+
     def getDeviceProperties(device: int) -> dict:
         Device(device)
         return {"name": DEVICE_NAME, "totalGlobalMem": 80 * 2**30, "major": 9, "minor": 0,
@@ -88,10 +108,27 @@ def _cuda_module(state: _State) -> types.ModuleType:
     cuda.runtime = runtime
     cuda.Device = Device
     cuda.Stream = Stream
+    cuda.Event = Event
+    cuda.get_elapsed_time = get_elapsed_time
     stream = Stream()
     cuda.get_current_stream = lambda device=None: stream
     cuda.is_available = lambda: True
     return cuda
+
+
+class _MemoryPool:
+    """``cupy.get_default_memory_pool()``: the stand-in has no pool (NumPy allocates), so
+    freeing is a no-op and the pool's byte counts are refused rather than invented; read
+    ``counters.allocated_bytes`` instead."""
+
+    def free_all_blocks(self) -> None:
+        pass
+
+    def used_bytes(self) -> int:
+        raise NotImplementedError("the CuPy stand-in has no memory pool; "
+                                  "counters.allocated_bytes counts what was allocated")
+
+    total_bytes = used_bytes
 
 
 def build_module(strict_scalars: bool = False) -> types.ModuleType:
@@ -117,6 +154,8 @@ def build_module(strict_scalars: bool = False) -> types.ModuleType:
                  "newaxis", "inf", "nan", "pi", "e", "can_cast", "finfo", "iinfo"):
         setattr(cp, name, getattr(numpy, name))
     cp.cuda = _cuda_module(state)
+    pool = _MemoryPool()
+    cp.get_default_memory_pool = lambda: pool
     return cp
 
 
