@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# The GPU job: the same suite on a machine with a CUDA device, where every GPU test must
-# run. XPOPT_REQUIRE_GPU=1 turns each "no usable GPU" skip into a failure, and the gpu
-# marker run below fails if it selected nothing.
+# The GPU job, for users and maintainers with a CUDA device (CI has none): the same suite on
+# real CuPy (--cupy=real), where every GPU test must run. XPOPT_REQUIRE_GPU=1 turns each
+# "no usable GPU" skip into a failure, and the marker runs below fail if they select nothing.
 #   bash ci/gpu.sh            (installs the cuda12 extra first)
 #   XPOPT_NO_INSTALL=1 PYTHONPATH=src bash ci/gpu.sh   (a machine with CuPy already there)
+#
+# What only this job checks (the CPU job runs the GPU code path on the stand-in of
+# xpopt.testing, which cannot show these):
+# - real_gpu tests: timings and the memory pool;
+# - real CuPy's reductions, exp/log (CUDA's libm) and cuBLAS in the passes: the parity
+#   tests hold them to NumPy within tolerance, the optimizer kernels bit for bit;
+# - the device branches of backend.device_info / synchronize against a real driver;
+# - the bench suite's GPU contestants with real timings (python -m pytest bench/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,5 +20,5 @@ if [ "${XPOPT_NO_INSTALL:-0}" != "1" ]; then
 fi
 export XPOPT_REQUIRE_GPU=1
 python -c "import xpopt; xpopt.set_backend('cuda', strict=True); print(xpopt.backend.format_device_info(xpopt.device_info()))"
-python -m pytest -rs "$@"
-python -m pytest -m gpu -rs -q "$@"
+python -m pytest --cupy=real -rs "$@"
+python -m pytest --cupy=real -m "gpu or real_gpu" -rs -q "$@"
