@@ -150,7 +150,8 @@ def test_sweep_k64(benchmark, moons, contestant):
 
 @pytest.mark.parametrize("contestant", ["train", "sweep"])
 def test_sweep_k1(benchmark, moons, contestant):
-    """One model: what the stacking costs when there is nothing to stack (K = 1)."""
+    """One model: a sweep of one costs what train does (a block of one is trained by train
+    itself; the stacked path at K = 1 adds its per-step update passes to train's work)."""
     X, Y = moons
     if contestant == "train":
         fn = lambda: train_loop(X, Y, [{"learning_rate": 0.001}], EPOCHS_K1)  # noqa: E731

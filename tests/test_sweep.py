@@ -108,6 +108,20 @@ def test_one_model(moons):
     assert_identical(X, Y, result, {"num_epochs": EPOCHS})
 
 
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_one_model_stacked(moons, optimizer):
+    """A sweep hands a block of one to train; the stacked path at K = 1 is train's too."""
+    X, Y = moons
+    opt = xpopt.make_optimizer(optimizer, 0.02)
+    trainer = stacked.StackedTrainer(X, Y, DIMS, [opt], [12], [5], [(xpopt.update_lr, 0.2)], 50)
+    history = trainer.run(EPOCHS, RECORD)
+    alone = train_alone(X, Y, {"optimizer": optimizer, "learning_rate": 0.02, "seed": 12,
+                               "init_seed": 5, "decay": xpopt.update_lr, "decay_rate": 0.2,
+                               "mini_batch_size": 50}, {"num_epochs": EPOCHS})
+    assert numpy.array_equal(bits(trainer.parameters(0).flat), bits(alone.parameters.flat))
+    assert history[:, 0].tolist() == alone.costs
+
+
 def test_sixty_four_models(moons):
     X, Y = moons
     result = run(X, Y, learning_rate=list(numpy.geomspace(1e-4, 1e-1, 16)), seed=range(4),
@@ -131,10 +145,11 @@ def test_blocks_change_nothing(moons):
     X, Y = moons
     kwargs = dict(learning_rate=[0.001, 0.01, 0.1], seed=[3, 4])
     whole = run(X, Y, block_size=None, **kwargs)
-    blocks = run(X, Y, block_size=4, **kwargs)
-    for p, q in zip(whole.parameters, blocks.parameters):
-        assert numpy.array_equal(bits(p.flat), bits(q.flat))
-    assert whole.costs == blocks.costs
+    for size in (4, 1):  # blocks of 4 and 2; blocks of one (train's)
+        blocks = run(X, Y, block_size=size, **kwargs)
+        for p, q in zip(whole.parameters, blocks.parameters):
+            assert numpy.array_equal(bits(p.flat), bits(q.flat))
+        assert whole.costs == blocks.costs
 
 
 def test_float32_to_rounding(moons):

@@ -13,6 +13,7 @@ list, tuple or range is an axis, the grid is the cartesian product of the axes, 
 
 Models that share an optimizer, a batch size and a number of epochs train as one group, in
 blocks of at most ``block_size`` models (a block's working set stays in the CPU's cache).
+A block of one model is trained by ``train`` itself: a sweep of one costs what ``train`` does.
 """
 
 from __future__ import annotations
@@ -25,16 +26,16 @@ from typing import Any, Callable, Sequence
 
 import numpy
 
-from .backend import get_xp, synchronize
+from .backend import get_xp, synchronize, to_module
 from .data import _check_batch_inputs
 from .experiment import final_cost as _final_cost
 from .experiment import resolve_decay
 from .network import accuracy as _accuracy
-from .network import parameter_layout
+from .network import host_initial_parameters, parameter_layout
 from .stacked import StackedTrainer
 from .sweep_kernels import stacked_update
 from .sweep_result import SweepResult
-from .train import OPTIMIZERS, make_optimizer
+from .train import OPTIMIZERS, make_optimizer, train
 
 __all__ = ["AXES", "SweepResult", "grid", "sweep"]
 
@@ -114,6 +115,16 @@ def _progress(label: str, epochs: int, show: bool | None):
         sys.stderr.flush()
 
     return draw
+
+
+def _train_alone(X, Y, dims, s: dict, record_every: int, progress):
+    """One model with :func:`~xpopt.train` (a block of one: stacking would only add work)."""
+    init = to_module(host_initial_parameters(dims, s["init_seed"], dtype=X.dtype), get_xp(X))
+    result = train(X, Y, init, s["_opt"], seed=s["seed"], mini_batch_size=s["mini_batch_size"],
+                   num_epochs=s["num_epochs"], decay=s["_decay"], decay_rate=s["decay_rate"],
+                   record_every=record_every, progress=progress,
+                   progress_label=f"{s['optimizer']} x1: ")
+    return result.parameters, result.costs
 
 
 def sweep(X, Y, layer_dims: Sequence[int], optimizer: str | Sequence[str] = "adam", *,
@@ -202,6 +213,10 @@ def sweep(X, Y, layer_dims: Sequence[int], optimizer: str | Sequence[str] = "ada
         for lo in range(0, len(members), size):
             block = members[lo:lo + size]
             ms = [models[k] for k in block]
+            if len(block) == 1:  # nothing to stack: train itself, at train's cost
+                parameters[block[0]], costs[block[0]] = _train_alone(
+                    X, Y, dims, ms[0], record_every, progress)
+                continue
             trainer = StackedTrainer(
                 X, Y, dims, [s["_opt"] for s in ms], [s["seed"] for s in ms],
                 [s["init_seed"] for s in ms], [(s["_decay"], s["decay_rate"]) for s in ms],
