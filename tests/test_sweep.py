@@ -36,7 +36,7 @@ def bits(a) -> numpy.ndarray:
     return a.view(numpy.int64 if a.dtype == numpy.float64 else numpy.int32)
 
 
-def train_alone(X, Y, s: dict, defaults: dict):
+def train_alone(X, Y, s: dict, defaults: dict, record_every: int | None = None):
     """The model of settings ``s`` (the axes) over ``defaults`` (the sweep's scalars), by train."""
     c = {**sweep_module.AXES, **defaults, **s}
     decay = sweep_module.resolve_decay(c["decay"])
@@ -45,12 +45,12 @@ def train_alone(X, Y, s: dict, defaults: dict):
     init = xpopt.initialize_parameters(DIMS, seed=c["init_seed"], dtype=X.dtype)
     return xpopt.train(X, Y, init, opt, seed=c["seed"], mini_batch_size=c["mini_batch_size"],
                        num_epochs=c["num_epochs"], decay=decay, decay_rate=c["decay_rate"],
-                       record_every=RECORD)
+                       record_every=record_every or RECORD)
 
 
 def assert_identical(X, Y, result, defaults: dict) -> None:
     for k, s in enumerate(result.settings):
-        alone = train_alone(X, Y, s, defaults)
+        alone = train_alone(X, Y, s, defaults, result.record_every)
         assert numpy.array_equal(bits(result.parameters[k].flat), bits(alone.parameters.flat)), \
             f"model {k} {s}: parameters differ from train's"
         assert result.costs[k] == alone.costs, f"model {k} {s}: recorded costs differ"
@@ -70,6 +70,17 @@ def test_every_optimizer_own_shuffles(moons, optimizer):
     result = run(X, Y, optimizer=optimizer, **axes)
     assert len(result) == 12
     assert_identical(X, Y, result, {"optimizer": optimizer, "num_epochs": EPOCHS})
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "rmsprop", "adam"])
+def test_saturating_learning_rates(moons, optimizer):
+    """Learning rates that saturate the sigmoid (outputs exactly 0 or 1, zero gradients,
+    clipped costs), small batches: zeros and their signs must come out as train's."""
+    X, Y = moons
+    result = run(X, Y, optimizer=optimizer, learning_rate=[2.0, 10.0], mini_batch_size=[8, 64],
+                 num_epochs=15, record_every=5)
+    assert max(result.final_cost) > 0.7
+    assert_identical(X, Y, result, {"optimizer": optimizer, "num_epochs": 15})
 
 
 @pytest.mark.parametrize("optimizer", ["momentum", "rmsprop", "adam"])
