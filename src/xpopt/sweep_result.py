@@ -134,10 +134,15 @@ class SweepResult:
         ax.set_yticks(range(len(ys)), [_fmt(v) for v in ys])
         ax.set_xlabel(x_axis)
         ax.set_ylabel(y_axis)
+        low, high = image.get_clim()
         for i in range(len(ys)):
             for j in range(len(xs)):
+                light = (mean[i, j] - low) / ((high - low) or 1.0)  # dark text on light cells
+                if metric != "accuracy":
+                    light = 1.0 - light
                 ax.text(j, i, f"{mean[i, j]:.3f}\n±{std[i, j]:.3f}", ha="center", va="center",
-                        fontsize=8, color="w")
+                        fontsize=8, color="k" if light > 0.6 else "w")
+        ax.set_title(f"{metric.replace('_', ' ')}: mean ± std over the other axes")
         fig.colorbar(image, ax=ax, label=metric.replace("_", " "))
         _save(fig, path)
         return fig
