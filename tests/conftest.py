@@ -152,10 +152,10 @@ def _isolated_backend(monkeypatch):
     """Each test starts from the default backend, whatever the previous one set."""
     monkeypatch.delenv("XPOPT_BACKEND", raising=False)
     monkeypatch.delenv("XPOPT_STRICT", raising=False)
-    saved = dict(backend._default)
-    backend._default.update(name=None, strict=None)
+    saved = backend._process_choice
+    backend._process_choice = None
     yield
-    backend._default.update(saved)
+    backend._process_choice = saved
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ with warnings.catch_warnings(record=True) as auto_w:
         out["auto"].append(xpopt.get_xp().__name__)
 out["auto_warnings"] = len(auto_w)
 xpopt.set_backend("cpu")
-backend._default.update(name=None, strict=None)   # back to XPOPT_BACKEND=cuda
+backend._process_choice = None   # back to XPOPT_BACKEND=cuda
 with warnings.catch_warnings(record=True) as w:
     warnings.simplefilter("always")   # so that a second warning could not be hidden
     out["cuda"] = [xpopt.get_backend() for _ in range(3)]
@@ -334,7 +334,7 @@ def test_use_backend_is_thread_local(monkeypatch):
 
     def worker(label, name):
         def look():
-            seen[label].append((effective(), backend._requested()[0]))
+            seen[label].append((effective(), backend.requested().name))
         if name is None:
             barrier.wait(); look(); barrier.wait(); look(); barrier.wait()
             return
@@ -355,7 +355,7 @@ def test_use_backend_is_thread_local(monkeypatch):
     assert seen["auto"] == [("cuda" if gpu else "cpu", "auto")] * 2
     assert seen["none"] == [(default, "cuda")] * 2
     assert effective() == default
-    assert backend._requested()[0] == "cuda"
+    assert backend.requested().name == "cuda"
 
 
 # ------------------------------------------------------------------------ get_xp
@@ -488,3 +488,27 @@ def test_device_info_on_cpu():
 def test_synchronize_without_cuda_is_a_noop():
     """synchronize() on the CPU backend returns without touching CUDA."""
     assert xpopt.synchronize() is None
+
+
+def test_requested_choice_is_a_name_and_a_plain_boolean(monkeypatch):
+    """What was asked for: strict is a bool, read from XPOPT_STRICT when set_backend is
+    called (later changes of the variable do not rewrite a choice already made)."""
+    assert backend.requested() == backend.Choice("cpu", False)
+    monkeypatch.setenv("XPOPT_STRICT", "1")
+    assert backend.requested() == backend.Choice("cpu", True)
+    xpopt.set_backend("auto")
+    monkeypatch.setenv("XPOPT_STRICT", "0")
+    assert backend.requested() == backend.Choice("auto", True)
+    xpopt.set_backend("cpu", strict=False)
+    assert backend.requested().strict is False
+
+
+def test_use_backend_without_a_name_keeps_the_choice_outside(monkeypatch):
+    """``use_backend(strict=True)`` tightens the backend asked for outside the block."""
+    monkeypatch.setenv("XPOPT_BACKEND", "auto")
+    with xpopt.use_backend(strict=True):
+        assert backend.requested() == backend.Choice("auto", True)
+    assert backend.requested() == backend.Choice("auto", False)
+    monkeypatch.setenv("XPOPT_BACKEND", "gpu")
+    with pytest.raises(ValueError, match="XPOPT_BACKEND"):
+        backend.requested()

@@ -14,10 +14,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
-import platform
 import sys
 import threading
 import warnings
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy
@@ -25,10 +25,13 @@ import numpy
 __all__ = [
     "BackendFallbackWarning",
     "BackendUnavailableError",
+    "Choice",
     "device_info",
+    "format_device_info",
     "get_backend",
     "get_xp",
     "is_cupy_array",
+    "requested",
     "set_backend",
     "synchronize",
     "to_device",
@@ -108,8 +111,17 @@ def cuda_unavailable_reason() -> str | None:
 
 
 # ------------------------------------------------------------------ configured backend
-_default: dict[str, Any] = {"name": None, "strict": None}  # process-wide, set_backend
-_context: contextvars.ContextVar[tuple[str, bool | None] | None] = contextvars.ContextVar(
+@dataclass(frozen=True)
+class Choice:
+    """A backend asked for: ``name`` in :data:`BACKENDS` (before any fallback), and whether
+    a CUDA request that cannot be met raises (``strict``) instead of falling back."""
+
+    name: str
+    strict: bool
+
+
+_process_choice: Choice | None = None  # set_backend; None: the environment decides
+_context: contextvars.ContextVar[Choice | None] = contextvars.ContextVar(
     "xpopt_backend", default=None
 )
 _warned_lock = threading.Lock()
@@ -126,31 +138,33 @@ def _check_name(name: str, origin: str) -> str:
     return name.strip().lower()
 
 
-def _requested() -> tuple[str, bool]:
-    """The backend asked for (before fallback) and whether strict mode is on."""
-    ctx = _context.get()
-    if ctx is not None:
-        name, strict = ctx
-    else:
-        name, strict = _default["name"], _default["strict"]
-    if name is None:
-        name = _check_name(os.environ.get("XPOPT_BACKEND", "cpu") or "cpu", "XPOPT_BACKEND")
-    if strict is None:
-        strict = _default["strict"] if _default["strict"] is not None else _env_strict()
-    return name, bool(strict)
+def requested() -> Choice:
+    """The backend asked for here: the innermost :func:`use_backend`, else
+    :func:`set_backend`'s, else ``XPOPT_BACKEND`` / ``XPOPT_STRICT`` (default ``cpu``).
+
+    Raises
+    ------
+    ValueError
+        If ``XPOPT_BACKEND`` names no backend.
+    """
+    choice = _context.get() or _process_choice
+    if choice is None:
+        name = _check_name(os.environ.get("XPOPT_BACKEND", "").strip() or "cpu", "XPOPT_BACKEND")
+        choice = Choice(name, _env_strict())
+    return choice
 
 
-def _resolve(name: str, strict: bool, stacklevel: int = 3) -> str:
+def _resolve(choice: Choice, stacklevel: int = 3) -> str:
     global _warned
-    if name == "cpu":
+    if choice.name == "cpu":
         return "cpu"
     cupy, why = _probe_cuda()
     if cupy is not None:
         return "cuda"
-    if name == "auto":
+    if choice.name == "auto":
         return "cpu"
     message = f"The 'cuda' backend was asked for but cannot be used: {why} {_INSTALL_HINT}"
-    if strict:
+    if choice.strict:
         raise BackendUnavailableError(message)
     with _warned_lock:
         first, _warned = not _warned, True
@@ -171,144 +185,55 @@ def set_backend(name: str, *, strict: bool | None = None) -> str:
         falls back to the CPU; ``"auto"`` picks CUDA when usable, silently.
     strict : bool, optional
         Raise :class:`BackendUnavailableError` instead of falling back. Defaults to the
-        ``XPOPT_STRICT`` environment variable.
+        ``XPOPT_STRICT`` environment variable, read now.
 
     Returns
     -------
     str
         The effective backend, ``"cpu"`` or ``"cuda"``.
     """
-    name = _check_name(name, "set_backend")
-    effective = _resolve(name, strict if strict is not None else _env_strict(), stacklevel=3)
-    _default["name"], _default["strict"] = name, strict
+    global _process_choice
+    choice = Choice(_check_name(name, "set_backend"),
+                    _env_strict() if strict is None else bool(strict))
+    effective = _resolve(choice, stacklevel=3)
+    _process_choice = choice
     return effective
 
 
 def get_backend() -> str:
     """The effective backend (``"cpu"`` or ``"cuda"``) for new arrays in this context."""
-    return _resolve(*_requested())
+    return _resolve(requested())
 
 
 @contextlib.contextmanager
-def use_backend(name: str, *, strict: bool | None = None) -> Iterator[str]:
+def use_backend(name: str | None = None, *, strict: bool | None = None) -> Iterator[str]:
     """Context manager: a backend for the ``with`` block only (thread- and task-local).
 
-    Yields the effective backend, ``"cpu"`` or ``"cuda"``.
+    Parameters
+    ----------
+    name : {"cpu", "cuda", "auto"}, optional
+        Defaults to the backend asked for outside the block (:func:`requested`).
+    strict : bool, optional
+        Defaults to the strictness asked for outside the block.
+
+    Yields
+    ------
+    str
+        The effective backend, ``"cpu"`` or ``"cuda"``.
     """
-    name = _check_name(name, "use_backend")
-    if strict is None:
-        strict = _requested()[1]
-    effective = _resolve(name, strict, stacklevel=4)
-    token = _context.set((name, strict))
+    outside = requested()
+    choice = Choice(outside.name if name is None else _check_name(name, "use_backend"),
+                    outside.strict if strict is None else bool(strict))
+    effective = _resolve(choice, stacklevel=4)
+    token = _context.set(choice)
     try:
         yield effective
     finally:
         _context.reset(token)
 
 
-# --------------------------------------------------------------------- array modules
-def is_cupy_array(x: Any) -> bool:
-    """True for an array of the ``cupy`` module in use, decided without importing CuPy.
-
-    No CuPy array can exist before ``cupy`` was imported, so an absent module means False.
-    The module in ``sys.modules`` decides: the real CuPy, or the stand-in of
-    :mod:`xpopt.testing` while it is active.
-    """
-    cupy = sys.modules.get("cupy")
-    kind = getattr(cupy, "ndarray", None)
-    return kind is not None and isinstance(x, kind)
-
-
 def _backend_module(name: str):
     return _probe_cuda()[0] if name == "cuda" else numpy
-
-
-def get_xp(*arrays: Any):
-    """The array module (``numpy`` or ``cupy``) of the arrays given.
-
-    Python scalars and ``None`` are ignored. With no arrays, the configured backend's module.
-
-    Raises
-    ------
-    TypeError
-        If NumPy and CuPy arrays are mixed, or an argument is not an array.
-    """
-    found_numpy = found_cupy = False
-    for a in arrays:
-        kind = type(a)
-        if kind is numpy.ndarray:  # the common case first: this runs several times a step
-            found_numpy = True
-        elif a is None or kind in (bool, int, float, complex):
-            continue
-        elif isinstance(a, (numpy.ndarray, numpy.generic)):
-            found_numpy = True
-        elif is_cupy_array(a):
-            found_cupy = True
-        else:
-            raise TypeError(f"expected NumPy or CuPy arrays, got {kind.__module__}.{kind.__name__}")
-    if found_numpy and found_cupy:
-        kinds = ", ".join(f"{i}: {'cupy' if is_cupy_array(a) else 'numpy'}" for i, a in enumerate(arrays)
-                          if a is not None and type(a) not in (bool, int, float, complex))
-        raise TypeError(
-            f"NumPy and CuPy arrays are mixed (arguments {kinds}): numpy.ndarray and "
-            "cupy.ndarray cannot be combined. Put them on one device first: "
-            "xpopt.to_device(x) moves to the GPU, xpopt.to_host(x) to the CPU."
-        )
-    if found_cupy:
-        return sys.modules["cupy"]
-    if found_numpy:
-        return numpy
-    return _backend_module(get_backend())
-
-
-# ------------------------------------------------------------------------- transfers
-def _map_arrays(x: Any, fn, what: str):
-    if x is None or isinstance(x, (bool, int, float, complex, str)):
-        return x
-    if hasattr(x, "map_buffer"):  # a FlatDict: move its one buffer, rebuild the views
-        return x.map_buffer(fn)
-    if isinstance(x, dict):
-        return type(x)((k, _map_arrays(v, fn, what)) for k, v in x.items())
-    if isinstance(x, (list, tuple)):
-        moved = [_map_arrays(v, fn, what) for v in x]
-        return type(x)(moved) if not hasattr(x, "_fields") else type(x)(*moved)
-    if isinstance(x, (numpy.ndarray, numpy.generic)) or is_cupy_array(x):
-        return fn(x)
-    raise TypeError(f"{what}: cannot move a {type(x).__name__}; expected arrays, dicts, lists, tuples")
-
-
-def to_host(x: Any) -> Any:
-    """NumPy copies of CuPy arrays (also inside dicts, lists, tuples); NumPy arrays as they are."""
-
-    def one(a):
-        return a.get() if is_cupy_array(a) else a
-
-    return _map_arrays(x, one, "to_host")
-
-
-def to_device(x: Any, backend: str | None = None) -> Any:
-    """Arrays moved onto the backend's device (default: the configured backend).
-
-    ``"cuda"`` gives CuPy arrays, ``"cpu"`` NumPy arrays; an array already there is
-    returned as it is, without a copy. Works inside dicts, lists and tuples.
-    """
-    name = _resolve(_check_name(backend, "to_device"), _requested()[1]) if backend else get_backend()
-    if name == "cpu":
-        return to_host(x)
-    cupy = _backend_module("cuda")
-    return _map_arrays(x, lambda a: a if is_cupy_array(a) else cupy.asarray(a), "to_device")
-
-
-def to_module(x: Any, xp) -> Any:
-    """Arrays moved onto the device of the array module ``xp`` (``numpy`` or ``cupy``).
-
-    Library code uses this to put what it makes next to the data it was given, whatever
-    backend is configured: ``to_module(p, get_xp(X))``. Arrays already there are returned
-    as they are.
-    """
-    if xp is numpy:
-        return to_host(x)
-    return _map_arrays(x, lambda a: a if is_cupy_array(a) else xp.asarray(a), "to_module")
 
 
 def synchronize() -> None:
@@ -317,53 +242,7 @@ def synchronize() -> None:
         _probe_result[0].cuda.get_current_stream().synchronize()
 
 
-# ------------------------------------------------------------------------- reporting
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def device_info(backend: str | None = None) -> dict[str, Any]:
-    """A description of the device that the backend (default: the configured one) uses.
-
-    Returns
-    -------
-    dict
-        For the CPU: ``backend, device, cores, numpy``. For CUDA also ``memory_bytes,
-        compute_capability, cupy, cuda_runtime, cuda_driver``.
-    """
-    name = get_backend() if backend is None else _resolve(_check_name(backend, "device_info"), False)
-    info: dict[str, Any] = {
-        "backend": name,
-        "python": platform.python_version(),
-        "numpy": numpy.__version__,
-    }
-    if name == "cpu":
-        info.update(device=_cpu_name(), cores=os.cpu_count())
-        return info
-    cupy = _backend_module("cuda")
-    dev = cupy.cuda.Device()
-    props = cupy.cuda.runtime.getDeviceProperties(dev.id)
-    raw_name = props["name"]
-    info.update(
-        device=raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name),
-        device_id=dev.id,
-        memory_bytes=int(props["totalGlobalMem"]),
-        compute_capability=f"{props['major']}.{props['minor']}",
-        cupy=cupy.__version__,
-        cuda_runtime=cupy.cuda.runtime.runtimeGetVersion(),
-        cuda_driver=cupy.cuda.runtime.driverGetVersion(),
-    )
-    return info
-
-
-def format_device_info(info: dict[str, Any]) -> str:
-    """``device_info()`` as aligned ``key: value`` lines."""
-    width = max(len(k) for k in info)
-    return "\n".join(f"{k:<{width}} : {v}" for k, v in info.items())
+# The array helpers and the device report live in their own modules; they are part of this
+# module's public face (imported last: they build on the names above).
+from .arrays import get_xp, is_cupy_array, to_device, to_host, to_module  # noqa: E402
+from .devices import device_info, format_device_info  # noqa: E402

@@ -209,7 +209,7 @@ def cupy_standin(*, strict_scalars: bool = False) -> Iterator[types.ModuleType]:
         _active = cp
     saved = {k: v for k, v in sys.modules.items() if _is_cupy_name(k)}
     saved_kernels = dict(kernels._cache)
-    saved_default = dict(backend._default)
+    saved_choice = backend._process_choice
     try:
         for k in saved:
             del sys.modules[k]
@@ -223,8 +223,7 @@ def cupy_standin(*, strict_scalars: bool = False) -> Iterator[types.ModuleType]:
         sys.modules.update(saved)
         kernels._cache.clear()
         kernels._cache.update(saved_kernels)
-        backend._default.clear()
-        backend._default.update(saved_default)
+        backend._process_choice = saved_choice
         backend._reset_probe()
         with _active_lock:
             _active = None
