@@ -12,9 +12,9 @@ The pipeline, each step CuPy's own code where CuPy has the step in Python-visibl
    ``_compile_with_cache_cuda`` (``-ftz=true``, ``-arch=sm_XX``,
    ``--device-as-default-execution-space``) down to NVRTC. A spy in place of CuPy's
    ``_NVRTCProgram`` records the exact source, program name and options NVRTC receives, and
-   the PTX and cubin it returns. Three things are patched for the call, because they ask the
-   (absent) device: ``_get_arch`` returns the requested architecture,
-   ``_get_arch_for_options_for_nvrtc`` runs unmemoized (its memo is keyed by device), and the
+   the PTX and cubin it returns. Three more things are patched for the call only: two ask the
+   (absent) device (``_get_arch`` returns the requested architecture instead,
+   ``_get_arch_for_options_for_nvrtc`` runs unmemoized: its memo is keyed by device), and the
    kernel cache backend neither loads nor stores (a cached cubin would skip NVRTC). Loading
    the cubin into a module then fails without a driver; that error is expected and dropped.
 2. :func:`ptx_problems` reads that PTX: float arithmetic of ``T``'s width only, no ``fma``,
