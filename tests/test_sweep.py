@@ -323,7 +323,8 @@ def test_stacked_update_specs_share_the_rules_text():
     assert stacked.TIME_SCALARS == ("bias1", "bias2")
 
 
-def test_gpu_sweep_is_train_under_the_standin(moons):
+@pytest.mark.parametrize("optimizers", [["adam", "gd"], ["momentum", "rmsprop"]])
+def test_gpu_sweep_is_train_under_the_standin(moons, optimizers):
     """The CuPy path (stand-in: NumPy arithmetic behind CuPy's interface) gives train's bits."""
     try:
         from xpopt.testing import cupy_standin  # noqa: PLC0415
@@ -331,7 +332,7 @@ def test_gpu_sweep_is_train_under_the_standin(moons):
         pytest.skip(f"needs xpopt.testing (the CuPy stand-in): {exc}")
     X, Y = moons
     with cupy_standin() as cp:
-        result = xpopt.sweep(cp.asarray(X), cp.asarray(Y), DIMS, ["adam", "gd"],
+        result = xpopt.sweep(cp.asarray(X), cp.asarray(Y), DIMS, optimizers,
                              learning_rate=[0.01, 0.1], seed=[10, 12], decay=[None, "update_lr"],
                              num_epochs=EPOCHS, record_every=RECORD)
         assert type(result.parameters[0].flat) is cp.ndarray
