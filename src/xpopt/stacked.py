@@ -170,6 +170,12 @@ class StackedTrainer:
         self.record_every = None
         self._lr_host = list(self.lr0)  # each model's learning rate for the coming epoch
         self._lr = self._column(self._lr_host)
+        # On the CPU the constant scalars are expanded to (K, P) arrays once: a (K, 1) column
+        # broadcast over rows costs one inner loop per model and operation (same values).
+        self.expand = xp is numpy
+        self.constant_full = {n: numpy.repeat(c, P, axis=1) for n, c in self.constant.items()
+                              if n != "lr"} if self.expand else {}
+        self._lr_full = None
 
     # ------------------------------------------------------------------------ helpers
     def _column(self, values) -> object:
@@ -217,7 +223,13 @@ class StackedTrainer:
     def _epoch_scalars(self, nb: int) -> list[dict]:
         """Each step's scalars for the coming epoch: the per-model columns, with the
         step-dependent ones (bias corrections) from the rule's own ``scalars``."""
-        steps = [dict(self.constant, lr=self._lr) for _ in range(nb)]
+        if self.expand:  # each scalar as a whole (K, P) array: one contiguous loop per operation
+            if self._lr_full is None:
+                self._lr_full = numpy.repeat(self._lr, self.P, axis=1)
+            constant = dict(self.constant_full, lr=self._lr_full)
+        else:
+            constant = dict(self.constant, lr=self._lr)
+        steps = [dict(constant) for _ in range(nb)]
         if self.time_names:
             host = numpy.empty((len(self.time_names), nb, len(self.reps)))
             for r, opt in enumerate(self.reps):
@@ -322,6 +334,7 @@ class StackedTrainer:
         new = self._column(self._lr_host)
         if self.xp is numpy:
             self._lr[...] = new
+            self._lr_full = None
         else:
             self._lr = new
 
