@@ -468,6 +468,9 @@ def test_unusable_checkpoint_path_exits_2_before_training(capsys, tmp_path, wher
     captured = capsys.readouterr()
     assert status == 2 and captured.out == ""
     assert "checkpoint" in captured.err
+    assert sorted(os.listdir(tmp_path)) == ["adir" if where == "a-directory" else "afile"]
+    if where == "a-directory":
+        assert os.listdir(path) == []
 
 
 @pytest.mark.parametrize("command, option", [(["train", "--epochs", "5"], "--plot-dir"),
@@ -481,3 +484,19 @@ def test_unusable_figure_folder_exits_2_before_training(capsys, tmp_path, comman
     assert status == 2 and captured.out == ""
     assert "figures" in captured.err and "afile" in captured.err
     assert sorted(os.listdir(tmp_path)) == ["afile"]
+
+
+def test_figures_failing_after_training_keep_the_summary(capsys, monkeypatch, tmp_path):
+    """If writing the figures fails after training anyway (disk full, ...), the summary is
+    printed all the same, then the error, exit status 1 (it used to be a traceback)."""
+    from xpopt import plots
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(plots, "plot_costs", full_disk)
+    status = cli.main(["train", "--epochs", "5", "--quiet", "--plot-dir", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "final cost" in summary(captured.out) and "figures" not in summary(captured.out)
+    assert "cannot write the figures" in captured.err and "No space left" in captured.err
