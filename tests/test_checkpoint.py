@@ -430,7 +430,8 @@ def _styled_state(opt, params, style: str):
 
 def _epochs(params, state, opt, lr0, first, last, decay):
     """The course's loop, by hand, with the optimizer API on these dicts: epochs
-    first..last-1 (mini-batches of 64, seed 10 + i + 1), the course's decay after each."""
+    first..last-1 (mini-batches of 64, seed 10 + i + 1), the course's decay after each
+    (update_lr at rate 0.3, or schedule_lr_decay at rate 0.5 every 2 epochs)."""
     X, Y = moons()
     for i in range(first, last):
         for bx, by in xpopt.random_mini_batches(X, Y, 64, 10 + i + 1):
@@ -440,8 +441,10 @@ def _epochs(params, state, opt, lr0, first, last, decay):
             if isinstance(params, xpopt.FlatDict) and not params.packed:
                 for k in list(params):  # the course's rebinding, every step
                     params[k] = params[k] - 0
-        if decay:
+        if decay == "update_lr":
             opt.learning_rate = course.update_lr(lr0, i, 0.3)
+        elif decay == "schedule_lr_decay":
+            opt.learning_rate = course.schedule_lr_decay(lr0, i, 0.5, time_interval=2)
 
 
 def _by_key_equal(a: dict, b: dict) -> None:
@@ -450,7 +453,7 @@ def _by_key_equal(a: dict, b: dict) -> None:
         assert np.array_equal(np.asarray(a[k]), np.asarray(b[k])), f"{k} differs"
 
 
-@pytest.mark.parametrize("decay", [False, True], ids=["const", "update_lr"])
+@pytest.mark.parametrize("decay", [None, "update_lr", "schedule_lr_decay"])
 @pytest.mark.parametrize("style", ["packed", "rebound", "plain"])
 @pytest.mark.parametrize("name", list(STEP_OPTIMIZERS))
 def test_save_and_restore_by_key_resume_exactly(tmp_path, name, style, decay):
