@@ -94,9 +94,9 @@ def _packed_as(d, layout, prefix: str) -> bool:
 def _host_by_key(d, arrays, layout, prefix: str) -> numpy.ndarray:
     """One host vector of ``d``'s arrays in ``layout`` order (one device read)."""
     if _packed_as(d, layout, prefix):
-        return numpy.array(to_host(d.flat), copy=True)
+        return numpy.asarray(to_host(d.flat))
     xp = get_xp(*arrays)
-    return numpy.array(to_host(xp.concatenate([xp.ravel(a) for a in arrays])), copy=True)
+    return numpy.asarray(to_host(xp.concatenate([xp.ravel(a) for a in arrays])))
 
 
 def data_fingerprint(X, Y) -> dict:
