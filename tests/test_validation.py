@@ -567,3 +567,14 @@ def test_bound_step_allocates_no_array():
     finally:
         tracemalloc.stop()
     assert peak - start < 64 * 1024
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_read_only_flatdict_buffer_refused_after_rebinding(entry):
+    """A FlatDict whose buffer was made read-only stays read-only after a key was rebound
+    (its views predate the flag and are still writeable, but the dict is frozen): the same
+    ValueError as on the packed path, nothing changed."""
+    params, grads, state = make("momentum", "flat")
+    params.flat.flags.writeable = False
+    params["W1"] = params["W1"] * 1.0           # unpacked: one update per array
+    refused(entry, "momentum", params, grads, state, ValueError, r"read-only")

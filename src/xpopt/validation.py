@@ -38,6 +38,7 @@ from typing import Any, Iterable
 import numpy
 
 from .backend import get_xp, is_cupy_array
+from .flat import FlatDict
 
 __all__ = [
     "SUPPORTED_DTYPES", "check_beta", "check_dtype", "check_epsilon", "check_learning_rate",
@@ -344,6 +345,12 @@ def check_update(parameters: dict, grads: dict, state: dict[str, dict]) -> tuple
         if written and not _writeable(a):
             raise ValueError(f"{label} is read-only (flags.writeable is False): an update "
                              f"writes the parameters and the optimizer state in place")
+    # A FlatDict whose buffer was made read-only is read-only, rebound keys or not (its
+    # views may predate the flag): the same answer as on the packed path.
+    for what, d in {"parameters": parameters, **state}.items():
+        if isinstance(d, FlatDict) and not _writeable(d.flat):
+            raise ValueError(f"{what} is read-only (its buffer's flags.writeable is False): "
+                             f"an update writes the {what} in place")
     check_no_overlap(arrays)
     return False, dtype
 
@@ -355,8 +362,6 @@ def _grad_layout(layout: tuple) -> tuple:
 def _packed_together(parameters: dict, named: dict[str, dict]) -> bool:
     """True when every dict is a packed FlatDict of the parameters' layout (keys ``d``-
     prefixed): O(number of keys), no array work."""
-    from .flat import FlatDict  # noqa: PLC0415 (flat imports nothing of this module)
-
     if not (isinstance(parameters, FlatDict) and parameters.packed):
         return False
     want = _grad_layout(parameters.layout)
