@@ -146,3 +146,13 @@ def test_disabled_by_environment():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "disabled by XPOPT_HOST_KERNELS=0 None"
+
+
+def test_no_compiled_kernel_for_non_native_byte_order():
+    """``>f8`` is named float64 too: host_function must not hand out the native kernel for
+    it (it read big-endian 1.0 as 4.7e-30). Validation refuses such arrays before; this is
+    the guard where the fault lived."""
+    swapped = numpy.dtype(numpy.float64).newbyteorder("S")
+    for spec in kernels.SPECS.values():
+        assert hostkernels.host_function(spec, swapped) is None
+        assert hostkernels.host_function(spec, swapped.newbyteorder("S")) is not None

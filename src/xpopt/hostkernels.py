@@ -42,14 +42,17 @@ def unavailable_reason() -> str | None:
 
 @functools.lru_cache(maxsize=None)
 def host_function(spec: kernels.KernelSpec, dtype) -> Callable | None:
-    """The compiled kernel for ``spec`` and ``dtype`` (float32 or float64), or None.
+    """The compiled kernel for ``spec`` and ``dtype`` (native float32 or float64), or None.
 
+    The kernel writes through raw pointers: its caller (:class:`~xpopt.optim.base.UpdatePlan`,
+    after :mod:`xpopt.validation`) passes only writeable, C-contiguous, native-endian arrays.
     Called as ``f(*args, n)`` with ``args`` in ``spec.params`` order: array arguments as
     data pointers (ints), scalars as Python floats (cast to ``T``, as the CUDA launch does).
     """
     library, _ = _library()
-    name = numpy.dtype(dtype).name
-    if library is None or name not in _SCALAR_TYPES:
+    dtype = numpy.dtype(dtype)
+    name = dtype.name  # ">f8" is named float64 too: the byte order must be checked apart
+    if library is None or name not in _SCALAR_TYPES or not dtype.isnative:
         return None
     function = getattr(library, kernels.host_function_name(spec, name))
     scalar = _SCALAR_TYPES[name]

@@ -180,7 +180,12 @@ class UpdatePlan:
                 template.append(None)
                 slots.append((position, name))
             else:
-                template.append(piece[name].ctypes.data)
+                array = piece[name]
+                # the last guard before a raw pointer (validation has checked all of it)
+                if not (array.flags.c_contiguous and array.dtype.isnative
+                        and (role == "in" or array.flags.writeable)):
+                    raise ValueError(f"internal: {name} cannot go to the compiled kernel")
+                template.append(array.ctypes.data)
         template.append(piece["param"].shape[0])
         function = self.host
 
