@@ -183,6 +183,45 @@ def test_float32_to_rounding(moons):
         numpy.testing.assert_allclose(result.costs[k], alone.costs, rtol=1e-4)
 
 
+@pytest.mark.parametrize("dims", [[2, 1], [2, 3, 7, 1], [2, 8, 8, 8, 1]])
+def test_other_networks(moons, dims):
+    """Other shapes of network: where matmul on the stacks would not give dot's bits (with
+    OpenBLAS 0.3.31 logistic regression's dZ @ X_batch.T, shape (1, 2), does not), the
+    trainer's probe falls back to dot per model for that product; every model stays train's."""
+    X, Y = moons
+    result = xpopt.sweep(X, Y, dims, ["adam", "momentum"], learning_rate=[0.01, 0.1],
+                         seed=[10, 11], num_epochs=EPOCHS, record_every=RECORD)
+    for k, s in enumerate(result.settings):
+        c = {**sweep_module.AXES, **s}
+        alone = xpopt.train(X, Y, xpopt.initialize_parameters(dims),
+                            xpopt.make_optimizer(c["optimizer"], c["learning_rate"]),
+                            seed=c["seed"], num_epochs=EPOCHS, record_every=RECORD)
+        assert numpy.array_equal(bits(result.parameters[k].flat), bits(alone.parameters.flat)), s
+        assert result.costs[k] == alone.costs, s
+
+
+def test_the_probe_is_needed(moons, monkeypatch):
+    """Where the probe found matmul unlike dot, matmul everywhere would leave train's bits."""
+    X, Y = moons
+
+    def trained():
+        opts = [xpopt.make_optimizer("adam", lr) for lr in (0.01, 0.1)]
+        trainer = stacked.StackedTrainer(X, Y, [2, 1], opts, [10, 11], [3, 3],
+                                         [(None, 1)] * 2, 64)
+        trainer.run(EPOCHS, RECORD)
+        return trainer
+
+    probed = trained()
+    if all(probed.exact_products.values()):
+        pytest.skip("this BLAS gives dot's bits with matmul for every product of [2, 1]")
+    alone = xpopt.train(X, Y, xpopt.initialize_parameters([2, 1]),
+                        xpopt.make_optimizer("adam", 0.1), seed=11, num_epochs=EPOCHS)
+    assert numpy.array_equal(bits(probed.params[1]), bits(alone.parameters.flat))
+    monkeypatch.setattr(stacked.StackedTrainer, "_probe", lambda self, triples: {})
+    forced = trained()  # matmul for every product
+    assert not numpy.array_equal(bits(forced.params[1]), bits(alone.parameters.flat))
+
+
 # ------------------------------------------------------------------------ the grid
 def test_grid_is_the_cartesian_product_last_axis_fastest():
     axes, models = sweep_module.grid(learning_rate=[1, 2], seed=range(3), beta1=(0.8,))

@@ -22,6 +22,7 @@ Nothing is allocated per step. Model ``k`` ends bit for bit where ``train`` ends
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Sequence
 
@@ -176,6 +177,77 @@ class StackedTrainer:
         self.constant_full = {n: numpy.repeat(c, P, axis=1) for n, c in self.constant.items()
                               if n != "lr"} if self.expand else {}
         self._lr_full = None
+        self.products = self._plan_products()
+
+    # ------------------------------------------------------------------------ products
+    def _plan_products(self) -> list:
+        """Each batch's matrix products as calls: ``(forward, dW, dA)``, one per layer.
+
+        A product is ``matmul`` on the stacks where that gives, model for model, the bits
+        of the ``dot`` that ``train`` calls with the same operands, else a loop of those
+        ``dot`` calls (exact by construction, slower). NumPy's ``matmul`` and ``dot`` call
+        BLAS with the same arguments for most shapes of these passes, but not all: with
+        OpenBLAS 0.3.31, ``dZ @ X_batch.T`` with ``X_batch`` columns of a wider buffer
+        differs in the last bits for (n_out, n_in) = (2, 5), (1, 2), (3, 7), ... (``dot``
+        copies that operand, ``matmul`` passes it transposed: another kernel). So each
+        product is probed here, once, on random contents of the real buffers and layouts.
+        On CuPy every product is ``matmul`` (one batched launch).
+        """
+        xp, K, L = self.xp, self.K, self.L
+        triples = []
+        for Xb, XbT, _, ALb, A, AT, dZs, _, _ in self.batches:
+            fwd = [(self.W[l], Xb if l == 0 else A[l - 1], A[l] if l < L - 1 else ALb)
+                   for l in range(L)]
+            dW = [(dZs[l], XbT if l == 0 else AT[l - 1], self.gW[l]) for l in range(L)]
+            dA = [None] + [(self.WT[l], dZs[l], dZs[l - 1]) for l in range(1, L)]
+            triples.append((fwd, dW, dA))
+        exact = self._probe(triples) if xp is numpy else {}
+        self.exact_products = exact
+
+        def call(triple):
+            if triple is None:
+                return None
+            a, b, out = triple
+            if exact.get(id(triple), True):
+                return functools.partial(xp.matmul, a, b, out=out)
+            pairs = [(a[k], b[k], out[k]) for k in range(K)]
+
+            def per_model(dot=numpy.dot, pairs=pairs, out=out):
+                for x, y, o in pairs:
+                    dot(x, y, out=o)
+                return out
+            return per_model
+
+        return [tuple([call(t) for t in kind] for kind in batch) for batch in triples]
+
+    def _probe(self, triples) -> dict:
+        """``{id(triple): matmul is dot, model for model}`` on random buffer contents (the
+        parameters are restored; the other buffers are overwritten by training anyway)."""
+        saved = self.params.copy()
+        rng = numpy.random.RandomState(0)
+        targets = [self.params, self.AL, *(self.Xs if not self.shared else self.sx,)]
+        for _, _, _, _, A, _, dZs, _, _ in self.batches:
+            targets += [*A, *dZs]
+        exact = {}
+        for _ in range(2):
+            for t in targets:
+                t[...] = rng.standard_normal(t.shape)
+            for batch in triples:
+                for kind in batch:
+                    for triple in kind:
+                        if triple is None or exact.get(id(triple)) is False:
+                            continue
+                        a, b, out = triple
+                        numpy.matmul(a, b, out=out)
+                        same = True
+                        for k in range(self.K):
+                            ref = numpy.empty(out[k].shape, out.dtype)
+                            numpy.dot(a[k], b[k], out=ref)
+                            same &= ref.tobytes() == numpy.ascontiguousarray(out[k]).tobytes()
+                        exact[id(triple)] = same
+        self.params[...] = saved
+        self.grads[...] = 0
+        return exact
 
     # ------------------------------------------------------------------------ helpers
     def _column(self, values) -> object:
@@ -282,17 +354,17 @@ class StackedTrainer:
         a, b = self.scratch
         params, grads = self.params, self.grads
         row_sum = numpy.add.reduce if xp is numpy else xp.sum
-        W, WT, bias, gW, gb = self.W, self.WT, self.b, self.gW, self.gb
+        bias, gb = self.b, self.gb
         nb = len(self.batches)
         with numpy.errstate(over="ignore"):  # exp(-z) = inf in the sigmoid gives 0, correctly
             for i in range(start, end):
                 self._shuffle(i)
                 scalars = self._epoch_scalars(nb)
-                for (Xb, XbT, Yb, ALb, A, AT, dZs, slopes, w), sc in zip(self.batches, scalars):
+                for (Xb, XbT, Yb, ALb, A, AT, dZs, slopes, w), (fwd, dW, dA_), sc in zip(
+                        self.batches, self.products, scalars):
                     # forward: LINEAR -> RELU (L-1 times) -> LINEAR -> SIGMOID, as network.py
-                    prev = Xb
                     for l in range(L):
-                        Z = xp.matmul(W[l], prev, out=A[l] if l < L - 1 else ALb)
+                        Z = fwd[l]()  # W_l A_{l-1} into A_l (the last: into the epoch's outputs)
                         xp.add(Z, bias[l], out=Z)
                         if l < L - 1:
                             xp.maximum(Z, 0.0, out=Z)
@@ -301,15 +373,14 @@ class StackedTrainer:
                             xp.exp(Z, out=Z)
                             xp.add(Z, 1.0, out=Z)
                             xp.divide(1.0, Z, out=Z)
-                        prev = Z
                     # backward, as network.backward_propagation
                     dZ = xp.subtract(ALb, Yb, out=dZs[L - 1])
                     xp.divide(dZ, w, out=dZ)
                     for l in range(L - 1, -1, -1):
-                        xp.matmul(dZ, AT[l - 1] if l > 0 else XbT, out=gW[l])
+                        dW[l]()  # dZ_l A_{l-1}^T into dW_l
                         row_sum(dZ, axis=2, keepdims=True, out=gb[l])
                         if l > 0:
-                            dA = xp.matmul(WT[l], dZ, out=dZs[l - 1])
+                            dA = dA_[l]()  # W_l^T dZ_l into dZ_{l-1}
                             slope = xp.sign(A[l - 1], out=slopes[l - 1])
                             dZ = xp.multiply(dA, slope, out=dA)
                     self.t += 1
