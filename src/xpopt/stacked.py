@@ -7,9 +7,10 @@ course's loop (:func:`xpopt.train`) side by side on a leading model axis:
   elements (``P`` per model, in :func:`~xpopt.network.parameter_layout` order), seen as
   ``(K, P)``; ``W_l`` and ``b_l`` are ``(K, n_l, n_{l-1})`` and ``(K, n_l, 1)`` views of it;
 - the passes are the course's, one operation per step for all models: ``matmul`` on the
-  stacks (NumPy runs one BLAS call per model with the same arguments as
-  :func:`~xpopt.forward_propagation`'s ``dot``, so the bits are the same), elementwise
-  operations over the stacks, row sums over the last axis;
+  stacks (NumPy runs one BLAS call per model; a probe at set-up checks, product by product,
+  that it gives the bits of the ``dot`` that :func:`~xpopt.forward_propagation` calls,
+  and falls back to that ``dot`` per model where not), elementwise operations over the
+  stacks, row sums over the last axis;
 - the update is the rule's NumPy twin from :mod:`xpopt.optim` over the ``(K, P)`` buffers with
   each per-model scalar a ``(K, 1)`` array (every element sees its model's value, the same
   IEEE operations in the same order); on CuPy one ``ElementwiseKernel`` launch for all
@@ -17,7 +18,8 @@ course's loop (:func:`xpopt.train`) side by side on a leading model axis:
 - every model shuffles with its own seed (``seed_k + i + 1`` in epoch ``i``), gathered into
   preallocated ``(K, n_x, m)`` buffers; with one seed for all, one permutation is shared.
 
-Nothing is allocated per step. Model ``k`` ends bit for bit where ``train`` ends it.
+The work buffers are allocated once. Model ``k`` ends bit for bit where ``train`` ends it
+(NumPy; see :mod:`xpopt.sweep` for what holds on CuPy).
 """
 
 from __future__ import annotations
