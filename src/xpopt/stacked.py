@@ -227,26 +227,28 @@ class StackedTrainer:
         parameters are restored; the other buffers are overwritten by training anyway)."""
         saved = self.params.copy()
         rng = numpy.random.RandomState(0)
-        targets = [self.params, self.AL, *(self.Xs if not self.shared else self.sx,)]
+        targets = {id(t): t for t in [self.params, self.AL, self.sx if self.shared else self.Xs]}
         for _, _, _, _, A, _, dZs, _, _ in self.batches:
-            targets += [*A, *dZs]
+            targets.update((id(t), t) for t in [*A, *dZs])
+        for t in targets.values():
+            t[...] = rng.uniform(-4.0, 4.0, t.shape)
+        # every model's call is of one kind (shapes, strides; only the addresses differ):
+        # a few models, first and last included, show which BLAS path matmul takes
+        sample = sorted({0, 1, self.K // 2, self.K - 1} & set(range(self.K)))
         exact = {}
-        for _ in range(2):
-            for t in targets:
-                t[...] = rng.standard_normal(t.shape)
-            for batch in triples:
-                for kind in batch:
-                    for triple in kind:
-                        if triple is None or exact.get(id(triple)) is False:
-                            continue
-                        a, b, out = triple
-                        numpy.matmul(a, b, out=out)
-                        same = True
-                        for k in range(self.K):
-                            ref = numpy.empty(out[k].shape, out.dtype)
-                            numpy.dot(a[k], b[k], out=ref)
-                            same &= ref.tobytes() == numpy.ascontiguousarray(out[k]).tobytes()
-                        exact[id(triple)] = same
+        for batch in triples:
+            for kind in batch:
+                for triple in kind:
+                    if triple is None:
+                        continue
+                    a, b, out = triple
+                    numpy.matmul(a, b, out=out)
+                    same = True
+                    for k in sample:
+                        ref = numpy.empty(out[k].shape, out.dtype)
+                        numpy.dot(a[k], b[k], out=ref)
+                        same &= ref.tobytes() == numpy.ascontiguousarray(out[k]).tobytes()
+                    exact[id(triple)] = same
         self.params[...] = saved
         self.grads[...] = 0
         return exact
