@@ -133,6 +133,15 @@ def test_one_model_stacked(moons, optimizer):
     assert history[:, 0].tolist() == alone.costs
 
 
+@pytest.mark.parametrize("axis", ["learning_rate", "seed", "init_seed"])
+def test_three_models(moons, axis):
+    X, Y = moons
+    values = {"learning_rate": [0.001, 0.01, 0.1], "seed": [0, 7, 8], "init_seed": [1, 2, 3]}
+    result = run(X, Y, optimizer="adam", **{axis: values[axis]})
+    assert len(result) == 3 and [s[axis] for s in result.settings] == values[axis]
+    assert_identical(X, Y, result, {"optimizer": "adam", "num_epochs": EPOCHS})
+
+
 def test_sixty_four_models(moons):
     X, Y = moons
     result = run(X, Y, learning_rate=list(numpy.geomspace(1e-4, 1e-1, 16)), seed=range(4),
