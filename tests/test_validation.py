@@ -578,3 +578,64 @@ def test_read_only_flatdict_buffer_refused_after_rebinding(entry):
     params.flat.flags.writeable = False
     params["W1"] = params["W1"] * 1.0           # unpacked: one update per array
     refused(entry, "momentum", params, grads, state, ValueError, r"read-only")
+
+
+# ------------------------------------------------------------------- on the device too
+def on(xp, d):
+    """A FlatDict (or plain dict) moved to ``xp``'s device."""
+    if isinstance(d, FlatDict):
+        return d.map_buffer(xp.asarray)
+    return {k: xp.asarray(a) for k, a in d.items()}
+
+
+def host_copy(d):
+    return {k: np.array(xpopt.to_host(a)) for k, a in d.items()}
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_device_arrays_refused_the_same_way(xp, fused):
+    """On CuPy (and its stand-in) the same layer refuses float16, the same dict as v and s,
+    and an epsilon that is 0 in float32, before any launch; nothing changed."""
+    cases = [
+        ("float16", np.float16, {}, TypeError, "float16"),
+        ("v is s", np.float64, {}, ValueError, "same dict"),
+        ("epsilon in float32", np.float32, {"epsilon": 1e-50}, ValueError, "epsilon"),
+    ]
+    for what, dtype, hp, exc, match in cases:
+        params, grads, state = make("adam", "flat", dtype=dtype)
+        params, grads = on(xp, params), on(xp, grads)
+        v, s = on(xp, state[0]), on(xp, state[1])
+        if what == "v is s":
+            s = v
+        before = [host_copy(d) for d in (params, grads, v, s)]
+        opt = optimizer("adam", fused=fused, **hp)
+        st = xpopt.OptimizerState(t=1, v=v, s=s)
+        with pytest.raises(exc, match=match):
+            opt.bind(params, grads, st)()
+        with pytest.raises(exc, match=match):
+            function_step("adam", params, grads, (v, s), **hp)
+        for d, b in zip((params, grads, v, s), before):
+            for k in b:
+                assert np.array_equal(host_copy(d)[k], b[k], equal_nan=True), (what, k)
+        assert st.t == 1
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("name", NAMES)
+def test_device_bound_step_follows_rebinding(xp, name, fused):
+    """A bound step on device arrays follows a course-style rebinding, as on NumPy: the
+    course's values after every step (float64, exact as on the NumPy path)."""
+    params, grads, _ = make(name, "flat")
+    start = plain(params)
+    dev_params, dev_grads = on(xp, params), on(xp, grads)
+    opt = optimizer(name, fused=fused)
+    st = opt.init(dev_params)
+    step = opt.bind(dev_params, dev_grads, st)
+    step()
+    dev_params["W1"] = dev_params["W1"] - 0
+    step()
+    step()
+    want, _ = course_run(name, start, [plain(grads)] * 3)
+    got = host_copy(dev_params)
+    for k in want:
+        assert np.array_equal(got[k], want[k]), k
