@@ -24,8 +24,11 @@ nothing changed:
   bias correction ``1 - beta**t`` of 0): ValueError.
 
 All of it is host metadata (types, shapes, dtypes, flags, addresses) and a few scalar casts:
-device arrays are never read. It runs once per plan; a training loop's steps reuse the plan
-and pay only an identity check of the dicts' arrays (see ``UpdatePlan.unchanged``).
+device arrays are never read. It runs once per plan. A training loop's steps reuse the plan
+and only make sure the dicts still hold the same arrays: O(1) while no FlatDict anywhere was
+rebound (``xpopt.flat.EDITS``), an identity check per key otherwise; a changed
+hyperparameter is checked in the arrays' dtype before the next step uses it (see
+``UpdatePlan.current`` and ``Optimizer.bind``).
 """
 
 from __future__ import annotations
