@@ -8,7 +8,10 @@ the whole model in one pass (on the GPU: one kernel launch).
 Rebinding a key the course's way (``parameters["W1"] = parameters["W1"] - lr * dW1``) stays
 correct: the dict holds the new array and is no longer *packed*, so optimizers fall back to
 one update per array (one launch per array on the GPU) until :meth:`FlatDict.repack` copies
-the arrays back into a buffer.
+the arrays back into a buffer. A step bound earlier (:meth:`xpopt.Optimizer.bind`) sees the
+rebinding at its next call: every change of which arrays a FlatDict holds (``d[k] = ...``,
+``del``, ``update``, ``|=``, ``pop``, ``setdefault``, ``clear``, ``repack``) counts in
+:data:`EDITS`, which a bound step compares in O(1).
 """
 
 from __future__ import annotations
