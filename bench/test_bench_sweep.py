@@ -170,13 +170,21 @@ def test_sweep_k1(benchmark, moons, contestant):
 def test_sweep_interleaved(moons, capsys):
     """The ratio measured pair by pair: one timed run of the loop (8 of the 64 models: the
     loop's cost is linear in the models), then one of the sweep of all 64, repeated; the
-    medians of the per-model-epoch costs. Other work on a shared machine then slows both
-    contestants alike, which separate pytest-benchmark groups cannot promise."""
+    medians of the per-model-epoch costs; likewise one model by train and by a sweep.
+    Other work on a shared machine then slows both contestants alike, which separate
+    pytest-benchmark groups cannot promise."""
     X, Y = moons
     pairs = 1 if QUICK else 7
     loop_n = min(8, K)
-    loop_us, shared_us, own_us = [], [], []
+    k1_epochs = max(EPOCHS_K1 // 4, 1)
+    loop_us, shared_us, own_us, one_train, one_sweep = [], [], [], [], []
     for _ in range(pairs):
+        t0 = time.perf_counter()
+        train_loop(X, Y, [{"learning_rate": 0.001}], k1_epochs)
+        t1 = time.perf_counter()
+        run_sweep(X, Y, {"learning_rate": 0.001}, k1_epochs)
+        one_train.append((t1 - t0) / (k1_epochs) * 1e6)
+        one_sweep.append((time.perf_counter() - t1) / (k1_epochs) * 1e6)
         t0 = time.perf_counter()
         train_loop(X, Y, [{"learning_rate": lr} for lr in LEARNING_RATES[:loop_n]], EPOCHS)
         t1 = time.perf_counter()
@@ -187,11 +195,14 @@ def test_sweep_interleaved(moons, capsys):
         loop_us.append((t1 - t0) / (loop_n * EPOCHS) * 1e6)
         shared_us.append((t2 - t1) / (K * EPOCHS) * 1e6)
         own_us.append((t3 - t2) / (K * EPOCHS) * 1e6)
-    loop, shared, own = (float(numpy.median(v)) for v in (loop_us, shared_us, own_us))
+    loop, shared, own, t1, s1 = (float(numpy.median(v))
+                                 for v in (loop_us, shared_us, own_us, one_train, one_sweep))
     _medians["interleaved"] = (loop, shared, own)
+    _medians["interleaved-k1"] = (t1, s1)
     with capsys.disabled():
         print(f"\ninterleaved, median of {pairs} pairs: train loop {loop:.1f} us/model-epoch, "
-              f"sweep shared {shared:.1f} ({loop / shared:.1f}x), own {own:.1f} ({loop / own:.1f}x)")
+              f"sweep shared {shared:.1f} ({loop / shared:.1f}x), own {own:.1f} ({loop / own:.1f}x); "
+              f"K = 1: train {t1:.1f}, sweep {s1:.1f} us/epoch ({s1 / t1:.2f} of train's time)")
 
 
 def test_sweep_summary(capsys):
@@ -204,6 +215,9 @@ def test_sweep_summary(capsys):
         loop, shared, own = _medians["interleaved"]
         lines.append(f"  interleaved pairs: loop {loop:.1f}, shared {shared:.1f} ({loop / shared:.1f}x), "
                      f"own {own:.1f} ({loop / own:.1f}x) us/model-epoch")
+        t1, s1 = _medians["interleaved-k1"]
+        lines.append(f"  interleaved pairs, K = 1: train {t1:.1f}, sweep {s1:.1f} us/epoch "
+                     f"({s1 / t1:.2f} of train's time)")
     for name in CONTESTANTS:
         if name in _medians:
             us = _medians[name] / (K * EPOCHS) * 1e6
