@@ -129,6 +129,7 @@ class StackedTrainer:
         # --- shuffles
         self.seeds = [int(s) for s in seeds]
         self.distinct_seeds = sorted(set(self.seeds))
+        self._seed_index = numpy.searchsorted(self.distinct_seeds, self.seeds)
         # One permutation for all: on NumPy a broadcast view of one shuffled copy; on CuPy
         # the models' buffers are gathered all the same (one launch, whatever K).
         self.shared = (bool(shared) or len(self.distinct_seeds) == 1) and xp is numpy
@@ -283,8 +284,8 @@ class StackedTrainer:
         for key, perm in self._perm_cache.items():
             if perm is None:
                 self._perm_cache[key] = _permutation(self.m, key, self._rng)
-        for k, s in enumerate(self.seeds):
-            self._perm_host[k] = self._perm_cache[s + i + 1]
+        distinct = numpy.stack([self._perm_cache[s + i + 1] for s in self.distinct_seeds])
+        numpy.take(distinct, self._seed_index, axis=0, out=self._perm_host)
         if xp is numpy:
             numpy.add(self._perm_host[:, None, :], self._rows, out=self._index)
             numpy.take(self._Xflat, self._index, out=self.Xs, mode="clip")
