@@ -11,12 +11,12 @@ rank the result is bit for bit :func:`xpopt.train`'s. See ``docs/distributed.md`
 """
 
 from .engine import (Engine, MpiEngine, MpiUnavailableError, NcclCollective, NcclEngine,
-                     choose_engine, local_rank, use_local_device, world)
+                     choose_engine, describe, local_rank, use_local_device, world)
 from .loop import DistributedResult, train
 from .replicas import ReplicaDivergenceError, check_replicas, checksum
 from .shards import ShardPlan, batch_widths, shard_bounds
 
 __all__ = ["DistributedResult", "Engine", "MpiEngine", "MpiUnavailableError", "NcclCollective",
            "NcclEngine", "ReplicaDivergenceError", "ShardPlan", "batch_widths", "check_replicas",
-           "checksum", "choose_engine", "local_rank", "shard_bounds", "train",
+           "checksum", "choose_engine", "describe", "local_rank", "shard_bounds", "train",
            "use_local_device", "world"]

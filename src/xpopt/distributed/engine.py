@@ -24,7 +24,7 @@ import numpy
 from ..backend import get_xp, is_cupy_array
 
 __all__ = ["Engine", "MpiEngine", "NcclCollective", "NcclEngine", "MpiUnavailableError",
-           "choose_engine", "local_rank", "use_local_device", "world"]
+           "choose_engine", "describe", "local_rank", "use_local_device", "world"]
 
 INSTALL_HINT = ("pip install mpi4py mpich (the 'mpi' extra), or build mpi4py against your "
                 "cluster's MPI: env MPICC=mpicc pip install --no-binary mpi4py mpi4py")
@@ -233,3 +233,31 @@ def choose_engine(xp_or_array, comm=None, *, collective=None) -> Engine:
     if collective is None:
         collective = NcclCollective.bootstrap(comm, xp)
     return NcclEngine(comm, collective)
+
+
+def describe() -> dict:
+    """What distributed training can use here, without starting MPI or CUDA (for ``xpopt
+    info``): mpi4py's version or why it is missing, the ``mpiexec`` on PATH, whether the
+    NCCL wheel is installed, and the engine each array module gets."""
+    import importlib.metadata as metadata  # noqa: PLC0415
+    import os  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    info = {"engine_numpy": "mpi", "engine_cupy": "nccl"}
+    try:
+        import mpi4py  # noqa: PLC0415  (not mpi4py.MPI: that would initialise MPI)
+
+        info["mpi4py"] = mpi4py.__version__
+    except ImportError as exc:
+        info["mpi4py"] = f"missing ({exc}): {INSTALL_HINT}"
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    info["mpiexec"] = shutil.which("mpiexec", path=search) or "not found"
+    for wheel in ("nvidia-nccl-cu12", "nvidia-nccl-cu13"):
+        try:
+            info["nccl"] = f"{wheel} {metadata.version(wheel)}"
+            break
+        except metadata.PackageNotFoundError:
+            info["nccl"] = "no NCCL wheel (pip install nvidia-nccl-cu12 for GPUs)"
+    return info
