@@ -24,18 +24,17 @@ The work buffers are allocated once. Model ``k`` ends bit for bit where ``train`
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Callable, Sequence
 
 import numpy
 
 from .backend import get_xp, to_host
-from .data import _permutation
 from .flat import FlatDict
 from .network import _clip_bounds, host_initial_parameters, parameter_layout
 from .optim import Optimizer
 from .optim.base import check_learning_rate
+from .stacked_parts import StackedShuffler, plan_products
 
 __all__ = ["StackedTrainer", "TIME_SCALARS"]
 
@@ -126,33 +125,12 @@ class StackedTrainer:
             self.decay_index[k] = configs.setdefault((decay, float(rate), lr0, id(decay)), len(configs))
         self.decay_configs = list(configs)
 
-        # --- shuffles
-        self.seeds = [int(s) for s in seeds]
-        self.distinct_seeds = sorted(set(self.seeds))
-        self._seed_index = numpy.searchsorted(self.distinct_seeds, self.seeds)
-        # One permutation for all: on NumPy a broadcast view of one shuffled copy; on CuPy
-        # the models' buffers are gathered all the same (one launch, whatever K).
-        self.shared = (bool(shared) or len(self.distinct_seeds) == 1) and xp is numpy
-        self._rng = numpy.random.RandomState()
-        if self.shared:
-            self.sx = xp.empty((n_x, m), dtype)
-            self.sy = xp.empty((1, m), dtype)
-            Xs = xp.broadcast_to(self.sx, (K, n_x, m))
-            self.Ys = xp.broadcast_to(self.sy, (K, 1, m))
-        else:
-            Xs = xp.empty((K, n_x, m), dtype)
-            self.Ys = xp.empty((K, 1, m), dtype)
-            self._rows = (numpy.arange(n_x, dtype=numpy.intp) * m)[None, :, None]
-            self._perm_host = numpy.empty((K, m), numpy.intp)
-            self._perm_cache: dict[int, numpy.ndarray] = {}
-            self._index = xp.empty((K, n_x, m), numpy.intp)
-            if xp is not numpy:
-                self._rows = xp.asarray(self._rows)
-            self._Xflat, self._Yflat = X.reshape(-1), Y.reshape(-1)
-        self.Xs = Xs
+        # --- shuffles: each model's permutation gathered into (K, n_x, m) buffers
+        self.shuffler = StackedShuffler(X, Y, K, seeds, shared)
+        self.shared, self.Xs, self.Ys = self.shuffler.shared, self.shuffler.Xs, self.shuffler.Ys
 
         # --- per-batch views and workspaces (one per batch width), allocated once
-        L = self.L = len(self.W)
+        self.L = len(self.W)
         self.AL = xp.empty((K, 1, m), dtype)  # the epoch's outputs, batch after batch
         self._cost_buffers = tuple(xp.empty((K, m), dtype) for _ in range(3))
         spaces = {}
@@ -165,7 +143,7 @@ class StackedTrainer:
                              [xp.empty((K, W.shape[1], w), dtype) for W in self.W],
                              [xp.empty((K, W.shape[1], w), dtype) for W in self.W[:-1]])
             A, AT, dZ, slopes = spaces[w]
-            Xb = Xs[:, :, lo:lo + w]
+            Xb = self.Xs[:, :, lo:lo + w]
             self.batches.append((Xb, Xb.transpose(0, 2, 1), self.Ys[:, :, lo:lo + w],
                                  self.AL[:, :, lo:lo + w], A, AT, dZ, slopes, float(w)))
         self.t = 0  # steps taken (Adam's t), the same for every model of the group
@@ -180,79 +158,7 @@ class StackedTrainer:
         self.constant_full = {n: numpy.repeat(c, P, axis=1) for n, c in self.constant.items()
                               if n != "lr"} if self.expand else {}
         self._lr_full = None
-        self.products = self._plan_products()
-
-    # ------------------------------------------------------------------------ products
-    def _plan_products(self) -> list:
-        """Each batch's matrix products as calls: ``(forward, dW, dA)``, one per layer.
-
-        A product is ``matmul`` on the stacks where that gives, model for model, the bits
-        of the ``dot`` that ``train`` calls with the same operands, else a loop of those
-        ``dot`` calls (exact by construction, slower). NumPy's ``matmul`` and ``dot`` call
-        BLAS with the same arguments for most shapes of these passes, but not all: with
-        OpenBLAS 0.3.31, ``dZ @ X_batch.T`` with ``X_batch`` columns of a wider buffer
-        differs in the last bits for (n_out, n_in) = (2, 5), (1, 2), (3, 7), ... (``dot``
-        copies that operand, ``matmul`` passes it transposed: another kernel). So each
-        product is probed here, once, on random contents of the real buffers and layouts.
-        On CuPy every product is ``matmul`` (one batched launch).
-        """
-        xp, K, L = self.xp, self.K, self.L
-        triples = []
-        for Xb, XbT, _, ALb, A, AT, dZs, _, _ in self.batches:
-            fwd = [(self.W[l], Xb if l == 0 else A[l - 1], A[l] if l < L - 1 else ALb)
-                   for l in range(L)]
-            dW = [(dZs[l], XbT if l == 0 else AT[l - 1], self.gW[l]) for l in range(L)]
-            dA = [None] + [(self.WT[l], dZs[l], dZs[l - 1]) for l in range(1, L)]
-            triples.append((fwd, dW, dA))
-        exact = self._probe(triples) if xp is numpy else {}
-        self.exact_products = exact
-
-        def call(triple):
-            if triple is None:
-                return None
-            a, b, out = triple
-            if exact.get(id(triple), True):
-                return functools.partial(xp.matmul, a, b, out=out)
-            pairs = [(a[k], b[k], out[k]) for k in range(K)]
-
-            def per_model(dot=numpy.dot, pairs=pairs, out=out):
-                for x, y, o in pairs:
-                    dot(x, y, out=o)
-                return out
-            return per_model
-
-        return [tuple([call(t) for t in kind] for kind in batch) for batch in triples]
-
-    def _probe(self, triples) -> dict:
-        """``{id(triple): matmul is dot, model for model}`` on random buffer contents (the
-        parameters are restored; the other buffers are overwritten by training anyway)."""
-        saved = self.params.copy()
-        rng = numpy.random.RandomState(0)
-        targets = {id(t): t for t in [self.params, self.AL, self.sx if self.shared else self.Xs]}
-        for _, _, _, _, A, _, dZs, _, _ in self.batches:
-            targets.update((id(t), t) for t in [*A, *dZs])
-        for t in targets.values():
-            t[...] = rng.uniform(-4.0, 4.0, t.shape)
-        # every model's call is of one kind (shapes, strides; only the addresses differ):
-        # a few models, first and last included, show which BLAS path matmul takes
-        sample = sorted({0, 1, self.K // 2, self.K - 1} & set(range(self.K)))
-        exact = {}
-        for batch in triples:
-            for kind in batch:
-                for triple in kind:
-                    if triple is None:
-                        continue
-                    a, b, out = triple
-                    numpy.matmul(a, b, out=out)
-                    same = True
-                    for k in sample:
-                        ref = numpy.empty(out[k].shape, out.dtype)
-                        numpy.dot(a[k], b[k], out=ref)
-                        same &= ref.tobytes() == numpy.ascontiguousarray(out[k]).tobytes()
-                    exact[id(triple)] = same
-        self.params[...] = saved
-        self.grads[...] = 0
-        return exact
+        self.products, self.exact_products = plan_products(self)
 
     # ------------------------------------------------------------------------ helpers
     def _column(self, values) -> object:
@@ -264,38 +170,6 @@ class StackedTrainer:
     def learning_rates(self) -> list[float]:
         """The learning rate of each model for the coming epoch (the schedules')."""
         return list(self._lr_host)
-
-    def _shuffle(self, i: int) -> None:
-        xp = self.xp
-        if self.shared:
-            perm = _permutation(self.m, self.distinct_seeds[0] + i + 1, self._rng)
-            if xp is numpy:
-                numpy.take(self.X, perm, axis=1, out=self.sx, mode="clip")
-                numpy.take(self.Y, perm, axis=1, out=self.sy, mode="clip")
-            else:
-                perm = xp.asarray(perm)
-                xp.take(self.X, perm, axis=1, out=self.sx)
-                xp.take(self.Y, perm, axis=1, out=self.sy)
-            return
-        # Model k shuffles with seed_k + i + 1: with consecutive seeds most of this epoch's
-        # permutations were drawn last epoch by a neighbour; keep them, draw the rest.
-        cache = self._perm_cache
-        self._perm_cache = {s + i + 1: cache.get(s + i + 1) for s in self.distinct_seeds}
-        for key, perm in self._perm_cache.items():
-            if perm is None:
-                self._perm_cache[key] = _permutation(self.m, key, self._rng)
-        distinct = numpy.stack([self._perm_cache[s + i + 1] for s in self.distinct_seeds])
-        numpy.take(distinct, self._seed_index, axis=0, out=self._perm_host)
-        if xp is numpy:
-            numpy.add(self._perm_host[:, None, :], self._rows, out=self._index)
-            numpy.take(self._Xflat, self._index, out=self.Xs, mode="clip")
-            numpy.take(self._Yflat, self._perm_host, out=self.Ys.reshape(self.K, self.m),
-                       mode="clip")
-        else:  # one host-to-device copy of K*m indices per epoch
-            perm = xp.asarray(self._perm_host)
-            xp.add(perm[:, None, :], self._rows, out=self._index)
-            xp.take(self._Xflat, self._index, out=self.Xs)
-            xp.take(self._Yflat, perm, out=self.Ys.reshape(self.K, self.m))
 
     def _epoch_scalars(self, nb: int) -> list[dict]:
         """Each step's scalars for the coming epoch: the per-model columns, with the
@@ -363,7 +237,7 @@ class StackedTrainer:
         nb = len(self.batches)
         with numpy.errstate(over="ignore"):  # exp(-z) = inf in the sigmoid gives 0, correctly
             for i in range(start, end):
-                self._shuffle(i)
+                self.shuffler.shuffle(i)
                 scalars = self._epoch_scalars(nb)
                 for (Xb, XbT, Yb, ALb, A, AT, dZs, slopes, w), (fwd, dW, dA_), sc in zip(
                         self.batches, self.products, scalars):
@@ -452,7 +326,8 @@ class StackedTrainer:
                 a = a.base
             return a
 
-        seen, todo, total = {id(root(self.X)), id(root(self.Y))}, list(vars(self).values()), 0
+        seen = {id(root(self.X)), id(root(self.Y))}
+        todo, total = [*vars(self).values(), *vars(self.shuffler).values()], 0
         while todo:
             item = todo.pop()
             if isinstance(item, (list, tuple)):

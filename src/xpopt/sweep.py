@@ -31,7 +31,7 @@ import itertools
 import numbers
 import sys
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy
 
