@@ -1,13 +1,15 @@
-"""The multi-layer perceptron of the course: LINEAR -> RELU (L-1 times) -> LINEAR -> SIGMOID.
+"""The course's network: He initialisation, the forward and the backward pass.
 
-Parameters ``W1, b1, ..., WL, bL`` are a :class:`~xpopt.flat.FlatDict` (views into one
-buffer); gradients ``dW1, db1, ...`` too, and :func:`backward_propagation` can write into a
-reused one. Everything runs on the arrays' own module (NumPy or CuPy) and keeps their dtype.
+LINEAR -> RELU (L-1 times) -> LINEAR -> SIGMOID. Parameters ``W1, b1, ..., WL, bL`` are a
+:class:`~xpopt.flat.FlatDict` (views into one buffer); gradients ``dW1, db1, ...`` too, and
+:func:`backward_propagation` can write into a reused one. Everything runs on the arrays' own
+module (NumPy or CuPy) and keeps their dtype. The cost lives in :mod:`xpopt.cost`, predictions
+and the gradient check in :mod:`xpopt.evaluate`, a training loop's buffers in
+:mod:`xpopt.passes`; all are re-exported here.
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import numbers
 import re
@@ -15,7 +17,8 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy
 
-from .backend import get_xp, to_device, to_host
+from .backend import get_xp, to_device
+from .cost import _clip_bounds, _logprobs, compute_cost, epoch_cost  # noqa: F401 (re-exported)
 from .flat import FlatDict
 
 __all__ = [
@@ -137,58 +140,6 @@ class Caches(NamedTuple):
     workspace: Any = None
 
 
-class Workspace:
-    """Reusable buffers for the passes of one network at one batch width.
-
-    A training loop that keeps one per batch width runs :func:`forward_propagation` and
-    :func:`backward_propagation` without allocating: activations, ReLU slopes, the backward
-    temporaries and the gradients all live here. Each pass overwrites them, so a result
-    (``AL``, caches, grads) is valid until the next pass with the same workspace.
-    A forward pass with a workspace leaves NumPy's error state alone (entering
-    ``numpy.errstate`` costs more than a small layer): wrap the loop in
-    ``numpy.errstate(over="ignore")`` to silence the overflow of ``exp(-z)`` for very
-    negative ``z`` (where the sigmoid is 0, correctly).
-
-    Parameters
-    ----------
-    parameters : FlatDict
-        Packed parameters ``W1, b1, ...`` (views are taken once, here).
-    m : int
-        The batch width (number of columns of ``X``).
-    grads : FlatDict, optional
-        The gradient buffer to write into; a new one when None. Workspaces of different
-        widths may share one.
-    """
-
-    def __init__(self, parameters: FlatDict, m: int, grads: FlatDict | None = None):
-        if not (isinstance(parameters, FlatDict) and parameters.packed):
-            raise TypeError("a Workspace needs packed FlatDict parameters")
-        L = _num_layers(parameters)
-        xp = get_xp(parameters.flat)
-        dtype = parameters.flat.dtype
-        self.parameters = parameters
-        self.xp = xp
-        self.m = int(m)
-        self.W = [parameters[f"W{l}"] for l in range(1, L + 1)]
-        self.b = [parameters[f"b{l}"] for l in range(1, L + 1)]
-        _check_shapes(self.W, self.b)
-        self.A = [xp.empty((W.shape[0], m), dtype) for W in self.W]
-        self.dZ = [xp.empty((W.shape[0], m), dtype) for W in self.W]
-        self.relu_slopes = [xp.empty((W.shape[0], m), dtype) for W in self.W[:-1]]
-        self.grads = grads if grads is not None else _new_grads(parameters, xp, dtype)
-        self.gW = [self.grads[f"dW{l}"] for l in range(1, L + 1)]
-        self.gb = [self.grads[f"db{l}"] for l in range(1, L + 1)]
-
-    def with_output(self, out) -> "Workspace":
-        """This workspace, but with the output layer written into ``out`` (shape (n_L, m),
-        C-contiguous): a loop can collect an epoch's outputs without copying them."""
-        if tuple(out.shape) != tuple(self.A[-1].shape) or not out.flags.c_contiguous:
-            raise ValueError(f"out must be C-contiguous of shape {self.A[-1].shape}")
-        other = copy.copy(self)
-        other.A = [*self.A[:-1], out]
-        return other
-
-
 def _new_grads(parameters: dict, xp, dtype) -> FlatDict:
     if isinstance(parameters, FlatDict):
         layout = tuple(("d" + k, shape) for k, shape in parameters.layout)
@@ -253,95 +204,6 @@ def forward_propagation(X, parameters: dict, workspace: Workspace | None = None)
         activations.append(A)
     return A, Caches(tuple(activations), parameters, workspace)
 
-
-@functools.lru_cache(maxsize=8)
-def _clip_bounds(dtype, on_device: bool = False) -> tuple[float, float]:
-    """The least positive value and the largest value below 1 of ``dtype`` where it is
-    computed: on the host the least subnormal; on the GPU, in float32, the least NORMAL
-    value, since CuPy compiles every kernel with ``-ftz=true`` and a subnormal bound would
-    be flushed to 0 there (``-log(0)`` is inf, and ``inf * 0`` NaN)."""
-    dtype = numpy.dtype(dtype)
-    if on_device and dtype == numpy.float32:
-        smallest = numpy.finfo(dtype).tiny
-    else:
-        smallest = numpy.nextafter(dtype.type(0), dtype.type(1))
-    return float(smallest), float(1 - numpy.finfo(dtype).epsneg)
-
-
-def compute_cost(AL, Y):
-    """The course's cross-entropy, SUMMED over the batch (the training loop divides by m).
-
-    ``sum(-log(a) * Y - log(1 - a) * (1 - Y))``, with ``a`` clipped into
-    ``[s, 1 - eps/2]`` of its dtype (``s`` the least positive subnormal, ``1 - eps/2`` the
-    largest value below 1), so that a saturated sigmoid (``a`` exactly 0 or 1, reached
-    early in float32) costs a large finite amount (at most about 745 per example in
-    float64, 104 in float32) instead of inf or NaN. Every other value, which includes
-    every value of the course's finite runs, is left as it is, so the course's costs are
-    unchanged bit for bit.
-
-    Parameters
-    ----------
-    AL : ndarray of shape (1, m)
-        Probabilities from :func:`forward_propagation`.
-    Y : ndarray of shape (1, m)
-        Labels 0 or 1.
-
-    Returns
-    -------
-    ndarray of shape ()
-        On the arrays' device; reading it (``float(cost)``) is the only synchronisation.
-    """
-    xp = get_xp(AL, Y)
-    if AL.shape != Y.shape:
-        raise ValueError(f"AL and Y must have the same shape, got {AL.shape} and {Y.shape}")
-    logprobs = _logprobs(xp, AL, Y)
-    total = numpy.add.reduce(logprobs, axis=None) if xp is numpy else xp.sum(logprobs)
-    return xp.asarray(total)
-
-
-def _logprobs(xp, AL, Y):
-    """``-log(a) * Y - log(1 - a) * (1 - Y)`` elementwise, ``a`` clipped (see compute_cost)."""
-    low, high = _clip_bounds(AL.dtype, xp is not numpy)
-    a = xp.minimum(xp.maximum(AL, low), high)
-    return xp.multiply(-xp.log(a), Y) + xp.multiply(-xp.log(1 - a), 1 - Y)
-
-
-def epoch_cost(AL, Y, mini_batch_size: int):
-    """The course's epoch total at once: the sum, batch after batch, of each mini-batch's
-    :func:`compute_cost`, from the whole epoch's outputs.
-
-    Bit for bit what a loop of ``total += compute_cost(AL_k, Y_k)`` gives on NumPy (each
-    batch summed as ``compute_cost`` sums it, the batch sums added in order), with a
-    dozen array operations per epoch instead of per step.
-
-    Parameters
-    ----------
-    AL : ndarray of shape (1, m)
-        The epoch's outputs, batch after batch (``AL_k`` in columns ``k*b:(k+1)*b``).
-    Y : ndarray of shape (1, m)
-        The labels in the same (shuffled) order.
-    mini_batch_size : int
-        ``b``; the last batch holds the ``m % b`` remaining columns.
-
-    Returns
-    -------
-    ndarray of shape ()
-    """
-    xp = get_xp(AL, Y)
-    if AL.shape != Y.shape or AL.shape[0] != 1:
-        raise ValueError(f"AL and Y must both have shape (1, m), got {AL.shape} and {Y.shape}")
-    logprobs = _logprobs(xp, AL, Y)[0]
-    m = logprobs.shape[0]
-    full = m // mini_batch_size
-    batch_sum = numpy.add.reduce if xp is numpy else xp.sum
-    tail = batch_sum(logprobs[full * mini_batch_size:], axis=0) if m % mini_batch_size else None
-    if full == 0:
-        return xp.asarray(tail)
-    sums = batch_sum(logprobs[: full * mini_batch_size].reshape(full, mini_batch_size), axis=1)
-    total = xp.cumsum(sums)[-1]  # a running sum, in batch order, as the loop adds them
-    return xp.asarray(total if tail is None else total + tail)
-
-
 def backward_propagation(X, Y, caches: Caches, grads: FlatDict | None = None) -> FlatDict:
     """Gradients of the MEAN cost over the batch with respect to every parameter.
 
@@ -398,82 +260,6 @@ def backward_propagation(X, Y, caches: Caches, grads: FlatDict | None = None) ->
     return grads
 
 
-def predict(X, parameters: dict):
-    """Labels: 1 where the network's output is strictly above 0.5, else 0.
-
-    Returns
-    -------
-    ndarray of shape (1, m), dtype int64
-    """
-    AL, _ = forward_propagation(X, parameters)
-    return (AL > 0.5).astype(numpy.int64)
-
-
-def accuracy(X, Y, parameters: dict) -> float:
-    """The fraction of examples where :func:`predict` equals ``Y`` (read to the host).
-
-    ``Y`` must have the predictions' shape (n_L, m): ValueError otherwise (a (m,), (m, 1)
-    or (1, 1) ``Y`` would broadcast into a meaningless fraction).
-    """
-    p = predict(X, parameters)
-    xp = get_xp(p, Y)
-    if tuple(Y.shape) != tuple(p.shape):
-        raise ValueError(f"Y must have the shape of the predictions {tuple(p.shape)}, "
-                         f"got {tuple(Y.shape)}")
-    return float(xp.mean(p == Y))
-
-
-def gradient_check(parameters: dict, X, Y, epsilon: float = 1e-7) -> float:
-    """Relative difference between backward's gradients and centred differences.
-
-    ``||grad - approx|| / (||grad|| + ||approx||)`` with
-    ``approx_i = (J(theta + eps e_i) - J(theta - eps e_i)) / (2 eps)`` and ``J`` the mean
-    cost. ``grad`` comes from :func:`backward_propagation` in the parameters' dtype; the
-    differences are taken in float64 on the host (in float32 they would be rounding noise),
-    so the result measures the backward pass's error in its own precision: below about 1e-7
-    for float64 and 1e-6 for float32 in the tests.
-
-    Check away from ReLU kinks: where some ``z`` is exactly 0 (fresh zero biases behind
-    units that are zero for an example), the centred difference sees half the slope there
-    while backward takes the ReLU's derivative at 0 as 0, and the check reports a
-    difference that is not a bug.
-
-    Parameters
-    ----------
-    parameters : dict
-    X : ndarray of shape (n_x, m)
-    Y : ndarray of shape (1, m)
-    epsilon : float
-
-    Returns
-    -------
-    float
-    """
-    if not (isinstance(epsilon, numbers.Real) and epsilon > 0):
-        raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
-    AL, caches = forward_propagation(X, parameters)
-    grads = to_host(backward_propagation(X, Y, caches))
-
-    host = FlatDict.pack({k: to_host(v).astype(numpy.float64) for k, v in parameters.items()})
-    # gradients paired with the parameters BY KEY: the parameters may come in any key order
-    grad = numpy.concatenate([numpy.asarray(grads["d" + k], dtype=numpy.float64).reshape(-1)
-                              for k, _ in host.layout])
-    X64 = to_host(X).astype(numpy.float64)
-    Y64 = to_host(Y).astype(numpy.float64)
-    m = X64.shape[1]
-
-    def J() -> float:
-        return float(compute_cost(forward_propagation(X64, host)[0], Y64)) / m
-
-    approx = numpy.empty_like(host.flat)
-    for i in range(host.flat.size):
-        keep = host.flat[i]
-        host.flat[i] = keep + epsilon
-        plus = J()
-        host.flat[i] = keep - epsilon
-        minus = J()
-        host.flat[i] = keep
-        approx[i] = (plus - minus) / (2 * epsilon)
-    numerator = numpy.linalg.norm(grad - approx)
-    denominator = numpy.linalg.norm(grad) + numpy.linalg.norm(approx)
-    return float(numerator / denominator) if denominator > 0 else 0.0
+# Re-exported from the modules split off this one (they import from here, hence at the end).
+from .evaluate import accuracy, gradient_check, predict  # noqa: E402,F401
+from .passes import Workspace  # noqa: E402,F401
