@@ -68,8 +68,8 @@ def _job(ranks: int, threads: int, out: Path) -> dict:
     if ranks > (os.cpu_count() or 1):
         env["MPIR_CVAR_ENABLE_HEAVY_YIELD"] = "1"
     proc = subprocess.run([_mpiexec(), "-n", str(ranks), sys.executable, "-m", "mpi4py",
-                           str(HERE), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, timeout=600, env=env)
+                           str(HERE), str(out)], capture_output=True, text=True, timeout=600,
+                          env=env)
     if proc.returncode != 0:
         raise AssertionError(f"mpiexec -n {ranks} failed:\n{proc.stdout}\n{proc.stderr}")
     return json.loads(out.read_text())
@@ -153,8 +153,10 @@ def _worker(out: str) -> None:  # pragma: no cover  (runs under mpiexec)
         updates.append(time.perf_counter() - t0)
     AL, _ = xpopt.forward_propagation(X, result.parameters)
     cost = float(xpopt.compute_cost(AL, Y)) / M
-    mine = {"step_s": statistics.median(per_epoch), "allreduce_s": statistics.median(reduce_per_step),
-            "allreduce_alone_s": statistics.median(alone), "update_s": statistics.median(updates)}
+    mine = {"step_s": statistics.median(per_epoch),
+            "allreduce_s": statistics.median(reduce_per_step),
+            "allreduce_alone_s": statistics.median(alone),
+            "update_s": statistics.median(updates)}
     everyone = comm.gather(mine)
     if comm.Get_rank() == 0:
         n = comm.Get_size()
@@ -162,12 +164,13 @@ def _worker(out: str) -> None:  # pragma: no cover  (runs under mpiexec)
         step = max(r["step_s"] for r in everyone)
         reduce = statistics.mean(r["allreduce_s"] for r in everyone)
         alone_s = max(r["allreduce_alone_s"] for r in everyone)
+        # ring all-reduce: each rank sends and receives 2 (n - 1) / n of the buffer
+        busbw = 2 * (n - 1) / n * nbytes / alone_s / 1e9 if n > 1 and alone_s > 0 else None
         report = {"ranks": n, "parameters": int(params.flat.size), "gradient_bytes": nbytes,
                   "global_batch": BATCH, "step_s": step, "allreduce_s": reduce,
                   "allreduce_share": reduce / step, "allreduce_alone_s": alone_s,
                   "update_s": statistics.mean(r["update_s"] for r in everyone),
-                  # ring all-reduce: each rank sends and receives 2 (n - 1) / n of the buffer
-                  "allreduce_bus_GBps": (2 * (n - 1) / n * nbytes / alone_s / 1e9) if n > 1 and alone_s > 0 else None,
+                  "allreduce_bus_GBps": busbw,
                   "final_cost": cost, "ranks_detail": everyone}
         Path(out).write_text(json.dumps(report))
 

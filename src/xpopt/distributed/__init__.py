@@ -10,8 +10,18 @@ per step gives every rank the batch's gradient; every rank applies the same upda
 rank the result is bit for bit :func:`xpopt.train`'s. See ``docs/distributed.md``.
 """
 
-from .engine import (Engine, MpiEngine, MpiUnavailableError, NcclCollective, NcclEngine,
-                     choose_engine, describe, local_rank, use_local_device, world)
+from .engine import (
+                     Engine,
+                     MpiEngine,
+                     MpiUnavailableError,
+                     NcclCollective,
+                     NcclEngine,
+                     choose_engine,
+                     describe,
+                     local_rank,
+                     use_local_device,
+                     world,
+)
 from .loop import DistributedResult, train
 from .replicas import ReplicaDivergenceError, check_replicas, checksum
 from .shards import ShardPlan, batch_widths, shard_bounds

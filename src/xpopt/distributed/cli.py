@@ -26,7 +26,7 @@ from ..data import load_moons
 from ..network import accuracy
 from ..train import OPTIMIZERS, make_optimizer
 from .engine import MpiUnavailableError, choose_engine, use_local_device, world
-from .loop import train
+from .loop import ALL_RANKS, train
 from .replicas import ReplicaDivergenceError
 
 __all__ = ["build_parser", "main"]
@@ -108,12 +108,14 @@ def _run(args, comm) -> int:
             xp = backend.get_xp()
             use_local_device(comm, xp)  # before any array is born on the GPU
         X, Y = load_moons(dtype=numpy.dtype(args.dtype))
-        batch = X.shape[1] if args.batch_size.strip().lower() in ("full", "m") else int(args.batch_size)
+        full = args.batch_size.strip().lower() in ("full", "m")
+        batch = X.shape[1] if full else int(args.batch_size)
         opt = make_optimizer(args.optimizer, args.learning_rate, beta=args.beta, beta1=args.beta1,
                              beta2=args.beta2, epsilon=args.epsilon)
         engine = choose_engine(xp, comm)
         result = train(X, Y, args.layers, opt, mini_batch_size=batch, num_epochs=args.epochs,
-                       seed=args.seed, decay=experiment.resolve_decay(args.decay, args.time_interval),
+                       seed=args.seed,
+                       decay=experiment.resolve_decay(args.decay, args.time_interval),
                        decay_rate=args.decay_rate, print_cost=not args.quiet,
                        print_every=args.print_every, record_every=args.record_every,
                        checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
@@ -154,7 +156,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)  # the same arguments on every rank: the same outcome
     if args.resume and args.checkpoint is None:
         parser.error("--resume needs --checkpoint PATH")
-    if args.batch_size.strip().lower() not in ("full", "m") and not args.batch_size.strip().isdigit():
+    size = args.batch_size.strip().lower()
+    if size not in ("full", "m") and not (size.isdigit() and int(size) >= 1):
         parser.error(f"--batch-size: expected an integer >= 1 or 'full', got {args.batch_size!r}")
     try:
         comm = world()
@@ -167,7 +170,7 @@ def main(argv=None) -> int:
     except BaseException as exc:
         # Raised alike on every rank (xpopt.distributed.train agrees on its refusals and
         # on a divergence of the replicas): a clean exit with a status on each rank.
-        if isinstance(exc, Exception) and (getattr(exc, "all_ranks", False)
+        if isinstance(exc, Exception) and (getattr(exc, ALL_RANKS, False)
                                            or isinstance(exc, backend.BackendUnavailableError)):
             if rank == 0 or isinstance(exc, ReplicaDivergenceError):
                 print(f"xpopt.distributed: {exc}", file=sys.stderr)

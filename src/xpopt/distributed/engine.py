@@ -156,7 +156,7 @@ class NcclCollective:
                        numpy.dtype(numpy.float32): nccl_module.NCCL_FLOAT32}
 
     @classmethod
-    def bootstrap(cls, comm, cupy) -> "NcclCollective":
+    def bootstrap(cls, comm, cupy) -> NcclCollective:
         """Rank 0 draws NCCL's unique id, MPI broadcasts it, every rank joins.
 
         Raises

@@ -29,8 +29,9 @@ class HostCollective:
 
     def all_reduce(self, a) -> None:
         """Sum the stand-in array ``a`` over the ranks, in place."""
-        from ..testing import is_standin  # noqa: PLC0415
         import sys  # noqa: PLC0415
+
+        from ..testing import is_standin  # noqa: PLC0415
 
         if not is_standin(sys.modules.get("cupy")) or not hasattr(a, "_a"):
             raise TypeError("HostCollective works on arrays of xpopt's CuPy stand-in only; "

@@ -24,8 +24,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any
 
 import numpy
 
@@ -33,16 +34,25 @@ from .. import checkpoint as ckpt
 from ..backend import get_xp, to_host, to_module
 from ..data import check_dataset
 from ..flat import FlatDict
-from ..network import (Workspace, compute_cost, epoch_cost, forward_propagation,
-                       host_initial_parameters)
+from ..network import (
+    Workspace,
+    compute_cost,
+    epoch_cost,
+    forward_propagation,
+    host_initial_parameters,
+)
 from ..optim import Optimizer
-from ..train import TrainResult, _Progress, check_settings, describe_schedule
+from ..train import TrainResult, check_settings, describe_schedule
 from .engine import Engine, choose_engine
 from .gradient import shard_backward
 from .replicas import check_replicas, checksum
 from .shards import ShardPlan
 
-__all__ = ["DistributedResult", "train"]
+__all__ = ["ALL_RANKS", "DistributedResult", "train"]
+
+# The attribute set (True) on an exception that every rank raises alike, so that a launcher
+# can end each rank cleanly instead of aborting the job (see xpopt.distributed.cli).
+ALL_RANKS = "all_ranks"
 
 
 @dataclass
@@ -69,6 +79,29 @@ class DistributedResult(TrainResult):
     allreduce_seconds: float = 0.0
 
 
+class _Progress:
+    """Rank 0's one-line progress bar on stderr, redrawn only when told (never per step)."""
+
+    def __init__(self, total: int, label: str = ""):
+        self.total, self.label, self.stream = total, label, sys.stderr
+        self.start = time.perf_counter()
+
+    def show(self, done: int, cost: float) -> None:
+        width, filled = 30, int(30 * done / max(self.total, 1))
+        rate = done / max(time.perf_counter() - self.start, 1e-9)
+        self.stream.write(f"\r{self.label}[{'#' * filled}{'.' * (width - filled)}] {done}/"
+                          f"{self.total} epochs  cost {cost:.6f}  {rate:,.0f} epochs/s ")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        self.stream.write("\r\033[K")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
 _AGREED_ERRORS = {"TypeError": TypeError, "ValueError": ValueError,
                   "CheckpointError": ckpt.CheckpointError}
 
@@ -90,7 +123,7 @@ def _together(engine: Engine, fn: Callable[[], object], *, only_root: bool = Fal
             if failure is None:
                 kind, message = item
                 failure = _AGREED_ERRORS[kind](f"(rank {rank}) {message}")
-            failure.all_ranks = True  # raised alike on every rank: no rank is left waiting
+            setattr(failure, ALL_RANKS, True)  # raised alike on every rank: none left waiting
             raise failure
     return result
 
@@ -104,7 +137,7 @@ def _agree(engine: Engine, run: dict) -> None:
         exc = ValueError(f"the ranks were given different runs: {', '.join(differ)} differ "
                          f"between rank 0 and ranks {ranks} (same data, parameters and "
                          f"arguments on every rank)")
-        exc.all_ranks = True
+        setattr(exc, ALL_RANKS, True)
         raise exc
 
 
@@ -128,9 +161,11 @@ def _broadcast_checkpoint(engine: Engine, path, params, state, *, optimizer, see
     saved = _together(engine, load, only_root=True)
     if engine.size == 1:
         return saved
-    header = None if saved is None else (saved.meta, {"parameters": saved.parameters.shape,
-                                                      **{k: v.shape for k, v in saved.slots.items()}},
-                                         saved.parameters.dtype.str)
+    header = None
+    if saved is not None:
+        shapes = {"parameters": saved.parameters.shape,
+                  **{k: v.shape for k, v in saved.slots.items()}}
+        header = (saved.meta, shapes, saved.parameters.dtype.str)
     header = engine.bcast(header)
     if header is None:
         return None
@@ -204,10 +239,10 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
                                          settings["seed"])
     print_every, record_every = settings["print_every"], settings["record_every"]
     checkpoint_every, stop_after = settings["checkpoint_every"], settings["stop_after"]
-    if check_every is not None and (isinstance(check_every, bool) or not isinstance(check_every, int)
-                                    or check_every < 1):
+    if check_every is not None and (isinstance(check_every, bool)
+                                    or not isinstance(check_every, int) or check_every < 1):
         exc = ValueError(f"check_every must be None or an integer >= 1, got {check_every!r}")
-        exc.all_ranks = True  # the same argument on every rank: the same refusal
+        setattr(exc, ALL_RANKS, True)  # the same argument on every rank: the same refusal
         raise exc
 
     def prepare():
@@ -224,7 +259,8 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
         if params.flat.dtype != X.dtype:
             raise TypeError(f"X is {X.dtype} but the parameters are {params.flat.dtype}")
         if tuple(params.layout[-1][1]) != (1, 1):
-            raise ValueError("the output layer must have one unit (binary labels, Y of shape (1, m))")
+            raise ValueError("the output layer must have one unit "
+                             "(binary labels, Y of shape (1, m))")
         return params
 
     params = _together(engine, prepare)
@@ -260,7 +296,7 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
     local_AL = xp.empty((1, m_local), dtype=X.dtype)
     grads = params.zeros_like(prefix="d")
     by_width: dict[int, Workspace] = {}
-    workspaces = []
+    workspaces: list[Workspace | None] = []
     for lo, hi in plan.shards:
         if hi == lo:
             workspaces.append(None)
@@ -268,7 +304,7 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
         if hi - lo not in by_width:
             by_width[hi - lo] = Workspace(params, hi - lo, grads=grads)
         workspaces.append(by_width[hi - lo].with_output(local_AL[:, lo:hi]))
-    batches = list(zip(plan.shards, plan.widths, workspaces))
+    batches = list(zip(plan.shards, plan.widths, workspaces, strict=True))
     cost_buffer = xp.zeros(1, dtype=X.dtype)
     step = optimizer.bind(params, grads, state)
     start = 0
@@ -318,7 +354,7 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
                 step()
             steps += len(batches)
             last = i == end - 1
-            cost_avg = None
+            cost_avg: Any = None
             if i % record_every == 0 or (print_cost and i % print_every == 0) or last:
                 if size == 1:
                     total = epoch_cost(local_AL, sy, mini_batch_size)  # xpopt.train's sum

@@ -82,7 +82,7 @@ class ShardPlan:
     positions: numpy.ndarray
 
     @classmethod
-    def build(cls, m: int, mini_batch_size: int, size: int, rank: int) -> "ShardPlan":
+    def build(cls, m: int, mini_batch_size: int, size: int, rank: int) -> ShardPlan:
         widths = batch_widths(m, mini_batch_size)
         b = min(int(mini_batch_size), int(m))
         shards, pieces, at = [], [], 0
