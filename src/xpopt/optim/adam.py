@@ -63,7 +63,8 @@ class Adam(Optimizer):
         self.epsilon = epsilon
 
     def scalars(self, learning_rate, t):
-        return adam_scalars(learning_rate, self.beta1, self.beta2, self.epsilon, t)
+        # the stored values (the properties validate on assignment; a read is per step)
+        return adam_scalars(learning_rate, self._beta1, self._beta2, self._epsilon, t)
 
     def hyperparameters(self):
         return {"learning_rate": self.learning_rate, "beta1": self.beta1, "beta2": self.beta2,

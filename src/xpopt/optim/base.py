@@ -460,23 +460,31 @@ class Optimizer:
         slot_names = self.slots
         current = [getattr(state, slot) for slot in slot_names]
         plan = self._plan(parameters, grads, dict(zip(slot_names, current)), state.scratch)
+        # the plan's answers, kept in the closure: the common step reads no attribute of it
+        run, fast, seen, checked = (plan.run, plan.only_flatdicts, plan.seen_edits,
+                                    plan.checked_version)
         scalars = self.scalars
         is_, attribute = operator.is_, state.__getattribute__
 
         def step() -> None:
-            nonlocal plan, current
+            nonlocal plan, current, run, fast, seen, checked
             # O(1) while nothing was rebound anywhere (flat.EDITS: FlatDict keys, state
             # slots); otherwise an identity check of every array, and a new plan if needed
-            if EDITS[0] != plan.seen_edits or not plan.only_flatdicts:
+            if EDITS[0] != seen or not fast:
+                edits = EDITS[0]
                 if not all(map(is_, map(attribute, slot_names), current)) or not plan.current():
                     now = [getattr(state, slot) for slot in slot_names]
                     plan = self._plan(parameters, grads, dict(zip(slot_names, now)),
                                       state.scratch)  # raises, changing nothing, if invalid
-                    current = now
-            if plan.checked_version != self._version:
+                    current, run, fast = now, plan.run, plan.only_flatdicts
+                    seen, checked = plan.seen_edits, plan.checked_version
+                else:
+                    seen = edits
+            if self._version != checked:  # a hyperparameter changed: check it in dtype
                 self._recheck(plan)
+                checked = plan.checked_version
             t = state.t + 1
-            plan.run(scalars(self._learning_rate, t))
+            run(scalars(self._learning_rate, t))
             state.t = t
 
         return step

@@ -35,7 +35,7 @@ class Momentum(Optimizer):
         self.beta = beta
 
     def scalars(self, learning_rate, t):
-        return momentum_scalars(learning_rate, self.beta)
+        return momentum_scalars(learning_rate, self._beta)  # the stored value: per step
 
     def hyperparameters(self):
         return {"learning_rate": self.learning_rate, "beta": self.beta}

@@ -42,7 +42,7 @@ class RMSprop(Optimizer):
         self.epsilon = epsilon
 
     def scalars(self, learning_rate, t):
-        return rmsprop_scalars(learning_rate, self.beta2, self.epsilon)
+        return rmsprop_scalars(learning_rate, self._beta2, self._epsilon)  # stored values
 
     def hyperparameters(self):
         return {"learning_rate": self.learning_rate, "beta2": self.beta2, "epsilon": self.epsilon}
