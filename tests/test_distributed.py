@@ -260,7 +260,7 @@ def test_a_refused_resume_is_refused_on_every_rank(tmp_path):
 # ------------------------------------------------------------------------ faults
 def test_a_killed_rank_ends_the_job_and_the_checkpoint_stays_loadable(tmp_path):
     """Rank 1 is killed (SIGKILL) in epoch 70 of a run that checkpoints every 20 epochs: the
-    job ends within seconds with MPICH's message naming the signal, and the checkpoint
+    job ends within seconds with mpiexec's message naming the signal, and the checkpoint
     (epoch 60) loads and resumes."""
     path = tmp_path / "c.npz"
     case = dict(CASES["course"], num_epochs=100000, print_every=100000)
@@ -272,7 +272,7 @@ def test_a_killed_rank_ends_the_job_and_the_checkpoint_stays_loadable(tmp_path):
     assert proc.returncode != 0
     assert elapsed < 15, f"the job took {elapsed:.1f} s to end"
     said = proc.stdout + proc.stderr
-    assert "BAD TERMINATION" in said and "signal 9" in said, said
+    assert "signal 9" in said, said  # MPICH: "Killed (signal 9)"; Open MPI: "exited on signal 9"
     saved = ckpt.load(path)
     assert saved.epoch == 60
     X, Y = xpopt.load_moons()

@@ -214,6 +214,9 @@ class NcclEngine(Engine):
             self.collective.all_reduce(buf)
 
 
+_DEFAULT_ENGINES: dict = {}  # the engine of COMM_WORLD per array module, made once
+
+
 def choose_engine(xp_or_array, comm=None, *, collective=None) -> Engine:
     """The engine for data on ``xp_or_array``'s module: MPI for NumPy, NCCL for CuPy.
 
@@ -222,18 +225,26 @@ def choose_engine(xp_or_array, comm=None, *, collective=None) -> Engine:
     xp_or_array : module or ndarray
         ``numpy`` / ``cupy``, or an array of the data.
     comm : mpi4py communicator, optional
-        ``MPI.COMM_WORLD`` by default.
+        ``MPI.COMM_WORLD`` by default; that engine is made once per process and module (a
+        NCCL communicator is costly to set up) and reused by later calls.
     collective : object, optional
         Replaces NCCL's collective for CuPy data (tests: a host-side fake).
     """
     xp = xp_or_array if hasattr(xp_or_array, "ndarray") else get_xp(xp_or_array)
+    reuse = comm is None and collective is None
+    key = (xp.__name__, id(xp))
+    if reuse and key in _DEFAULT_ENGINES:
+        return _DEFAULT_ENGINES[key]
     comm = world() if comm is None else comm
     if xp is numpy:
-        return MpiEngine(comm)
-    if collective is None:
-        collective = NcclCollective.bootstrap(comm, xp)
-    return NcclEngine(comm, collective)
-
+        engine: Engine = MpiEngine(comm)
+    else:
+        if collective is None:
+            collective = NcclCollective.bootstrap(comm, xp)
+        engine = NcclEngine(comm, collective)
+    if reuse:
+        _DEFAULT_ENGINES[key] = engine
+    return engine
 
 def describe() -> dict:
     """What distributed training can use here, without starting MPI or CUDA (for ``xpopt
