@@ -29,7 +29,7 @@ from .engine import MpiUnavailableError, choose_engine, use_local_device, world
 from .loop import ALL_RANKS, train
 from .replicas import ReplicaDivergenceError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "run"]
 
 
 def _layers(text: str) -> list[int]:
@@ -99,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _batch_size(value, m: int) -> int:
+    """``--batch-size``: an int, None or ``"full"`` (all ``m``: batch gradient descent)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("full", "m")):
+        return m
+    return int(value)
+
+
 def _run(args, comm) -> int:
     rank = comm.Get_rank()
     name = args.backend or "cpu"
@@ -108,24 +115,26 @@ def _run(args, comm) -> int:
             xp = backend.get_xp()
             use_local_device(comm, xp)  # before any array is born on the GPU
         X, Y = load_moons(dtype=numpy.dtype(args.dtype))
-        full = args.batch_size.strip().lower() in ("full", "m")
-        batch = X.shape[1] if full else int(args.batch_size)
+        batch = _batch_size(args.batch_size, X.shape[1])
+        layers = getattr(args, "layers", None) or [2, 5, 2, 1]
         opt = make_optimizer(args.optimizer, args.learning_rate, beta=args.beta, beta1=args.beta1,
                              beta2=args.beta2, epsilon=args.epsilon)
         engine = choose_engine(xp, comm)
-        result = train(X, Y, args.layers, opt, mini_batch_size=batch, num_epochs=args.epochs,
+        result = train(X, Y, layers, opt, mini_batch_size=batch, num_epochs=args.epochs,
                        seed=args.seed,
                        decay=experiment.resolve_decay(args.decay, args.time_interval),
                        decay_rate=args.decay_rate, print_cost=not args.quiet,
-                       print_every=args.print_every, record_every=args.record_every,
+                       print_every=args.print_every,
+                       record_every=getattr(args, "record_every", 100),
                        checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
-                       resume=args.resume, engine=engine, check_every=args.check_every)
+                       resume=args.resume, engine=engine,
+                       check_every=getattr(args, "check_every", 100))
         if rank != 0:
             return 0
         cost = experiment.final_cost(X, Y, result.parameters)
         acc = accuracy(X, Y, result.parameters)
         share = result.allreduce_seconds / result.wall_time if result.wall_time > 0 else 0.0
-        lines = [("optimizer", args.optimizer), ("layers", args.layers),
+        lines = [("optimizer", args.optimizer), ("layers", layers),
                  ("final cost", f"{cost:f}"),
                  ("train accuracy", f"{acc:.4f} ({round(acc * X.shape[1])}/{X.shape[1]})"),
                  ("wall time", f"{result.wall_time:.2f} s for {result.steps} steps"),
@@ -159,6 +168,18 @@ def main(argv=None) -> int:
     size = args.batch_size.strip().lower()
     if size not in ("full", "m") and not (size.isdigit() and int(size) >= 1):
         parser.error(f"--batch-size: expected an integer >= 1 or 'full', got {args.batch_size!r}")
+    return run(args)
+
+
+def run(args) -> int:
+    """Train as ``args`` say on every rank of the job; returns this rank's exit status.
+
+    ``args`` is this module's parsed arguments, or ``xpopt train``'s (the same names; the
+    network is then the course's ``[2, 5, 2, 1]``): the hook for ``xpopt train
+    --distributed``. Refusals that every rank reaches alike end each rank with status 2
+    (arguments) or 1 (checkpoint, diverged replicas) and one message from rank 0; anything
+    raised on one rank alone aborts the whole job (``MPI_Abort``) so no rank waits forever.
+    """
     try:
         comm = world()
     except MpiUnavailableError as exc:
