@@ -372,3 +372,17 @@ def test_check_dataset_reads_one_boolean_from_the_device():
         assert check_dataset(Xd, Yd) == 300
         spent = cp.counters.snapshot() - before
     assert spent.d2h == 1 and spent.d2h_bytes == 1 and spent.h2d == 0
+
+
+def test_shuffles_in_threads_are_each_the_seeds_own():
+    """The shuffle's RandomState is kept per thread and seeded at each use: partitions drawn
+    in several threads at once are the ones drawn alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, Y = to_host(load_moons()[0]), to_host(load_moons()[1])
+    alone = {seed: random_mini_batches(X, Y, 64, seed)[0][0].copy() for seed in range(40)}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = dict(pool.map(lambda s: (s, random_mini_batches(X, Y, 64, s)[0][0].copy()),
+                            list(range(40)) * 3))
+    for seed, batch in got.items():
+        assert numpy.array_equal(batch, alone[seed])

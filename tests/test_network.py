@@ -515,3 +515,37 @@ def test_gradient_check_any_key_order(order, container):
     reordered = ({k: numpy.array(params[k]) for k in keys} if container == "plain"
                  else FlatDict.pack(params, keys))
     assert gradient_check(reordered, X, Y) < BOUNDS[F64]
+
+
+# ------------------------------------------------- plain calls reuse what they can
+def test_plain_calls_see_a_rebound_or_reshaped_parameter():
+    """A call without a workspace reuses what it found in the previous call's parameters
+    only while the dict holds the same arrays: rebinding a key (the course's update) or
+    passing another dict gives the result of a fresh dict."""
+    X, Y = numpy.random.default_rng(0).standard_normal((2, 9)), numpy.ones((1, 9))
+    params = initialize_parameters([2, 4, 1])
+    first, _ = forward_propagation(X, params)
+    params["W1"] = params["W1"] * 2.0  # rebound: no longer the array the plan holds
+    again, caches = forward_propagation(X, params)
+    fresh = {k: numpy.array(v) for k, v in params.items()}
+    want, want_caches = forward_propagation(X, fresh)
+    assert numpy.array_equal(again, want) and not numpy.array_equal(again, first)
+    got = backward_propagation(X, Y, caches)
+    ref = backward_propagation(X, Y, want_caches)
+    for key in ref:
+        assert numpy.array_equal(got[key], ref[key])
+    params["b1"] = numpy.zeros((4,))  # a bias that would broadcast: refused, not reused
+    with pytest.raises(ValueError, match="b1"):
+        forward_propagation(X, params)
+
+
+def test_plain_backward_returns_a_new_packed_buffer_each_call():
+    """The course's loop may keep a step's gradients: each call returns its own FlatDict,
+    packed in the parameters' buffer order, never a buffer an earlier call returned."""
+    X, Y = numpy.random.default_rng(1).standard_normal((2, 6)), numpy.ones((1, 6))
+    params = FlatDict.pack({k: v for k, v in reversed(initialize_parameters([2, 3, 1]).items())})
+    _, caches = forward_propagation(X, params)
+    a, b = backward_propagation(X, Y, caches), backward_propagation(X, Y, caches)
+    assert a.flat is not b.flat and a.packed and b.packed
+    assert a.layout == tuple(("d" + k, s) for k, s in params.layout)
+    assert numpy.array_equal(a.flat, b.flat)

@@ -62,8 +62,19 @@ def compute_cost(AL, Y):
 def _logprobs(xp, AL, Y):
     """``-log(a) * Y - log(1 - a) * (1 - Y)`` elementwise, ``a`` clipped (see compute_cost)."""
     low, high = _clip_bounds(AL.dtype, xp is not numpy)
-    a = xp.minimum(xp.maximum(AL, low), high)
-    return xp.multiply(-xp.log(a), Y) + xp.multiply(-xp.log(1 - a), 1 - Y)
+    a = xp.maximum(AL, low)
+    xp.minimum(a, high, out=a)
+    if Y.dtype != AL.dtype:  # promoted: the operations as written, no output buffers
+        return xp.multiply(-xp.log(a), Y) + xp.multiply(-xp.log(1 - a), 1 - Y)
+    # The same operations in the same order, written into two temporaries
+    first = xp.log(a)
+    xp.negative(first, out=first)
+    xp.multiply(first, Y, out=first)  # -log(a) * Y
+    xp.subtract(1, a, out=a)
+    xp.log(a, out=a)
+    xp.negative(a, out=a)
+    xp.multiply(a, 1 - Y, out=a)  # -log(1 - a) * (1 - Y)
+    return xp.add(first, a, out=first)
 
 
 def epoch_cost(AL, Y, mini_batch_size: int):

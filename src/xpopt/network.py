@@ -11,7 +11,9 @@ and the gradient check in :mod:`xpopt.evaluate`, a training loop's buffers in
 from __future__ import annotations
 
 import functools
+import math
 import numbers
+import operator
 import re
 from typing import Any, NamedTuple, Sequence
 
@@ -141,13 +143,67 @@ class Caches(NamedTuple):
 
 
 def _new_grads(parameters: dict, xp, dtype) -> FlatDict:
-    if isinstance(parameters, FlatDict):
-        layout = tuple(("d" + k, shape) for k, shape in parameters.layout)
-    else:
+    return FlatDict.empty(_plan_for(parameters).grad_layout, xp, dtype)
+
+
+class _Plan:
+    """What a call without a workspace reuses from the previous call with the same
+    parameters: their arrays in layer order, found and checked once (keys, shapes), and the
+    gradients' layout. It stays valid while the dict holds the same arrays, checked at each
+    call with one identity test per key."""
+
+    __slots__ = ("parameters", "keys", "arrays", "shapes", "Ws", "bs", "grad_layout",
+                 "grad_slices", "grad_size", "gW_at", "gb_at")
+
+    def __init__(self, parameters: dict):
         L = _num_layers(parameters)
-        layout = tuple((f"d{k}", tuple(parameters[k].shape)) for l in range(1, L + 1)
-                       for k in (f"W{l}", f"b{l}"))
-    return FlatDict.empty(layout, xp, dtype)
+        self.keys = tuple(f"{p}{l}" for l in range(1, L + 1) for p in ("W", "b"))
+        self.arrays = tuple(parameters[k] for k in self.keys)
+        self.Ws, self.bs = self.arrays[0::2], self.arrays[1::2]
+        _check_shapes(self.Ws, self.bs)
+        self.shapes = tuple(tuple(a.shape) for a in self.arrays)
+        order = ([k for k, _ in parameters.layout] if isinstance(parameters, FlatDict)
+                 else self.keys)  # a FlatDict's gradients follow its buffer's order
+        self.grad_layout = tuple(("d" + k, tuple(int(d) for d in parameters[k].shape))
+                                 for k in order)
+        self.grad_slices, at = [], 0
+        for _, shape in self.grad_layout:
+            n = math.prod(shape)
+            self.grad_slices.append((slice(at, at + n), shape))
+            at += n
+        self.grad_size = at
+        where = {k: i for i, (k, _) in enumerate(self.grad_layout)}
+        self.gW_at = tuple(where["d" + k] for k in self.keys[0::2])
+        self.gb_at = tuple(where["d" + k] for k in self.keys[1::2])
+        self.parameters = parameters
+
+    def holds(self, parameters: dict) -> bool:
+        return (parameters is self.parameters and len(parameters) == len(self.keys)
+                and all(map(operator.is_, map(parameters.__getitem__, self.keys), self.arrays))
+                and tuple(a.shape for a in self.arrays) == self.shapes)
+
+
+    def new_grads(self, xp, dtype) -> FlatDict:
+        """A new gradient FlatDict, ``FlatDict.empty(grad_layout, xp, dtype)`` built from the
+        slices worked out once (the constructor would check the layout again: a third of a
+        small network's backward pass)."""
+        flat = xp.empty(self.grad_size, dtype)
+        views = tuple([flat[where].reshape(shape) for where, shape in self.grad_slices])
+        grads = FlatDict.__new__(FlatDict)
+        dict.update(grads, zip([k for k, _ in self.grad_layout], views))
+        grads.flat, grads.layout, grads._views = flat, self.grad_layout, views
+        return grads
+
+
+_last_plan: _Plan | None = None  # one entry: the parameters of the latest call
+
+
+def _plan_for(parameters: dict) -> _Plan:
+    global _last_plan
+    plan = _last_plan
+    if plan is None or not plan.holds(parameters):
+        plan = _last_plan = _Plan(parameters)
+    return plan
 
 
 def forward_propagation(X, parameters: dict, workspace: Workspace | None = None) -> tuple[Any, Caches]:
@@ -168,15 +224,16 @@ def forward_propagation(X, parameters: dict, workspace: Workspace | None = None)
     caches : Caches
     """
     if workspace is None:
-        xp = get_xp(X, parameters["W1"])
-        L = _num_layers(parameters)
-        if X.dtype != parameters["W1"].dtype:
-            raise TypeError(f"X is {X.dtype} but the parameters are {parameters['W1'].dtype}; "
+        plan = _plan_for(parameters)
+        Ws, bs = plan.Ws, plan.bs
+        xp = get_xp(X, Ws[0])
+        if X.dtype != Ws[0].dtype:
+            raise TypeError(f"X is {X.dtype} but the parameters are {Ws[0].dtype}; "
                             "convert one of them (no silent promotion)")
-        Ws = [parameters[f"W{l}"] for l in range(1, L + 1)]
-        bs = [parameters[f"b{l}"] for l in range(1, L + 1)]
-        _check_shapes(Ws, bs, X.shape[0])
-        outs = [None] * L
+        if X.ndim != 2 or X.shape[0] != Ws[0].shape[1]:
+            _check_shapes(Ws, bs, X.shape[0])
+        L = len(Ws)
+        outs = (None,) * L
     else:
         if workspace.parameters is not parameters or X.shape[1] != workspace.m:
             raise ValueError("this workspace was built for other parameters or another batch width")
@@ -236,12 +293,16 @@ def backward_propagation(X, Y, caches: Caches, grads: FlatDict | None = None) ->
         grads, gW, gb, dZs, slopes = ws.grads, ws.gW, ws.gb, ws.dZ, ws.relu_slopes
         Ws = ws.W
     else:
+        plan = _plan_for(parameters)
+        Ws = plan.Ws
         if grads is None or not (isinstance(grads, FlatDict) and grads.packed):
-            grads = _new_grads(parameters, xp, AL.dtype)
-        gW = [grads[f"dW{l}"] for l in range(1, L + 1)]
-        gb = [grads[f"db{l}"] for l in range(1, L + 1)]
-        Ws = [parameters[f"W{l}"] for l in range(1, L + 1)]
-        dZs, slopes = [None] * L, [None] * L
+            grads = plan.new_grads(xp, AL.dtype)
+            views = grads._views
+            gW, gb = [views[i] for i in plan.gW_at], [views[i] for i in plan.gb_at]
+        else:
+            gW = [grads[f"dW{l}"] for l in range(1, L + 1)]
+            gb = [grads[f"db{l}"] for l in range(1, L + 1)]
+        dZs = slopes = (None,) * L
     # numpy.add.reduce is numpy.sum without its Python wrapper: the same reduction
     row_sum = numpy.add.reduce if xp is numpy else xp.sum
     m = float(X.shape[1])  # the same division as by the int; a float scalar dispatches faster

@@ -1,7 +1,9 @@
-"""The network's buffers for a training loop: what a forward and backward pass write into.
+"""The network's side of a training loop: the buffers a step writes, and one epoch's passes.
 
 A :class:`Workspace` holds, for one network at one batch width, the activations, the
-backward temporaries and the gradients, allocated once.
+backward temporaries and the gradients, allocated once. :class:`TrainingPasses` is what the
+network hands a training loop: for each mini-batch of a shuffled epoch it runs the forward
+pass, the backward pass into one gradient buffer, and the update it is given.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import copy
 
 from .backend import get_xp
 from .flat import FlatDict
-from .network import _check_shapes, _new_grads, _num_layers
+from .cost import compute_cost, epoch_cost
+from .network import (_check_shapes, _new_grads, _num_layers, backward_propagation,
+                      forward_propagation)
 
-__all__ = ["Workspace"]
+__all__ = ["TrainingPasses", "Workspace"]
 
 
 class Workspace:
@@ -65,3 +69,60 @@ class Workspace:
         other = copy.copy(self)
         other.A = [*self.A[:-1], out]
         return other
+
+
+class TrainingPasses:
+    """One network's passes over the shuffled epochs of a training loop, without allocating.
+
+    Owns every buffer a step writes: a :class:`Workspace` per mini-batch width, sharing one
+    gradient buffer (:attr:`grads`, what the optimizer is bound to) and, with one output
+    unit, the epoch's outputs, from which the epoch's cost is summed once per epoch (as the
+    course's loop sums it batch by batch, bit for bit: :func:`~xpopt.cost.epoch_cost`).
+
+    Parameters
+    ----------
+    parameters : FlatDict
+        Packed parameters, updated in place by the loop's optimizer.
+    bounds : sequence of (int, int)
+        The columns ``(lo, hi)`` of each mini-batch of a shuffled epoch, in order
+        (:meth:`~xpopt.data.MiniBatcher.bounds`).
+    """
+
+    def __init__(self, parameters: FlatDict, bounds):
+        self.bounds = tuple(bounds)
+        widths = [hi - lo for lo, hi in self.bounds]
+        full = Workspace(parameters, widths[0])
+        by_width = {widths[0]: full}
+        for width in widths[1:]:
+            if width not in by_width:
+                by_width[width] = Workspace(parameters, width, grads=full.grads)
+        workspaces = [by_width[width] for width in widths]
+        self.parameters, self.grads, self.batch_width = parameters, full.grads, widths[0]
+        self.outputs = None
+        if full.A[-1].shape[0] == 1:
+            self.outputs = full.xp.empty((1, self.bounds[-1][1]), dtype=parameters.flat.dtype)
+            workspaces = [ws.with_output(self.outputs[:, lo:hi])
+                          for ws, (lo, hi) in zip(workspaces, self.bounds)]
+        self._batches = tuple(zip(self.bounds, workspaces))
+        self._total = full.xp.zeros((), dtype=parameters.flat.dtype)
+
+    def epoch(self, shuffled_X, shuffled_Y, update):
+        """For each mini-batch: forward, backward into :attr:`grads`, then ``update()``.
+
+        Returns
+        -------
+        ndarray of shape ()
+            The epoch's summed cost (the course's ``cost_total``), on the data's device;
+            valid until the next epoch.
+        """
+        params, outputs, total = self.parameters, self.outputs, self._total
+        if outputs is None:
+            total[...] = 0
+        for (lo, hi), ws in self._batches:
+            batch_X, batch_Y = shuffled_X[:, lo:hi], shuffled_Y[:, lo:hi]
+            AL, caches = forward_propagation(batch_X, params, ws)
+            if outputs is None:
+                total += compute_cost(AL, batch_Y)
+            backward_propagation(batch_X, batch_Y, caches)  # into self.grads
+            update()
+        return total if outputs is None else epoch_cost(outputs, shuffled_Y, self.batch_width)

@@ -1,5 +1,11 @@
 """The training loop: the general :func:`train` and the course's :func:`model` over it.
 
+:func:`train` reads top to bottom in named steps: check the settings and prepare the
+parameters and optimizer (:func:`_prepare`), find a checkpoint to resume from
+(:class:`~xpopt.run.Run`), take the network's passes (:class:`~xpopt.passes.TrainingPasses`)
+and the optimizer's bound step, then per epoch: shuffle (data), the passes and updates
+(network -> optim), and record, report and checkpoint (:class:`~xpopt.run.Run`).
+
 Training runs where its data is. With CuPy arrays nothing crosses between host and device
 per step: the epoch's cost is accumulated in a 0-d device array, recorded costs go into a
 device array, and values are read only to print them (every ``print_every`` epochs), to
@@ -7,63 +13,27 @@ show progress, to save a checkpoint, and once at the end.
 """
 
 from __future__ import annotations
+
 import copy
-import math
 import os
-import sys
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy
 
-from .backend import get_xp, to_host, to_module
+from .backend import get_xp, to_module
 from .data import MiniBatcher, check_dataset
 from .flat import FlatDict
-from .network import (Workspace, backward_propagation, compute_cost, epoch_cost,
-                      forward_propagation, host_initial_parameters)
-from .optim import GD, Adam, Momentum, Optimizer, OptimizerState, RMSprop
-from .run import (SEED_MAX, _Progress, check_seed, check_settings,  # noqa: F401 (re-exported)
-                  describe_schedule)
+from .network import host_initial_parameters
+from .optim import GD, Adam, Momentum, Optimizer, RMSprop
+from .passes import TrainingPasses
+from .run import Run, TrainResult
+from .settings import (SEED_MAX, _Progress, check_seed, check_settings,  # noqa: F401 (re-exported)
+                       describe_schedule)
 
 __all__ = ["TrainResult", "make_optimizer", "model", "train", "OPTIMIZERS"]
 
 OPTIMIZERS = ("gd", "momentum", "rmsprop", "adam")
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train` returns.
-
-    Attributes
-    ----------
-    parameters : FlatDict
-        The trained parameters, on the data's device.
-    costs : list of float
-        ``cost_avg`` of every ``record_every``-th epoch (epoch 0, 100, ...), as the course.
-    learning_rates : list of float
-        The learning rate in force during each epoch run.
-    wall_time : float
-        Seconds spent in the loop, device work included (synchronised at the end).
-    state : OptimizerState
-        The optimizer's state (``t``, moments) after the last step.
-    epochs : int
-        The number of epochs completed (``num_epochs``, or fewer with ``stop_after``).
-    record_epochs : list of int
-        The epochs whose ``cost_avg`` is in ``costs``.
-    learning_rate : float
-        The learning rate after the last epoch (the schedule applied): the rate a continued
-        run starts its next epoch with. The caller's optimizer is left as it was.
-    """
-
-    parameters: FlatDict
-    costs: list
-    learning_rates: list
-    wall_time: float
-    state: OptimizerState
-    epochs: int
-    record_epochs: list = field(default_factory=list)
-    learning_rate: float | None = None
 
 
 def make_optimizer(name: str, learning_rate: float = 0.0007, *, beta: float = 0.9, beta1: float = 0.9,
@@ -78,34 +48,6 @@ def make_optimizer(name: str, learning_rate: float = 0.0007, *, beta: float = 0.
     if name == "adam":
         return Adam(learning_rate, beta1, beta2, epsilon, fused=fused)
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
-
-
-def _epoch_buffers(params: FlatDict, m: int, mini_batch_size: int):
-    """Everything one epoch writes into, allocated once: one gradient buffer, a workspace
-    per mini-batch (views of two, one per batch width), and, with one output unit, the
-    epoch's outputs (each batch's workspace writes its output layer straight there, and
-    :func:`~xpopt.network.epoch_cost` reads them once per epoch).
-
-    Returns
-    -------
-    grads : FlatDict
-    batch_workspaces : list of Workspace
-        One per mini-batch, in order.
-    epoch_AL : ndarray of shape (1, m) or None
-    """
-    width = min(mini_batch_size, m)
-    full = Workspace(params, width)
-    by_width = {width: full}
-    if m % width:
-        by_width[m % width] = Workspace(params, m % width, grads=full.grads)
-    starts = range(0, m, width)
-    batch_workspaces = [by_width[min(width, m - lo)] for lo in starts]
-    epoch_AL = None
-    if full.A[-1].shape[0] == 1:
-        epoch_AL = get_xp(params.flat).empty((1, m), dtype=params.flat.dtype)
-        batch_workspaces = [ws.with_output(epoch_AL[:, lo:lo + ws.m])
-                            for ws, lo in zip(batch_workspaces, starts)]
-    return full.grads, batch_workspaces, epoch_AL
 
 
 def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
@@ -173,111 +115,48 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
         (optimizer, hyperparameters, seed, mini-batch size, schedule, ``record_every``,
         data, dtype, layout) or whose counters do not add up.
     """
-    from . import checkpoint as ckpt  # noqa: PLC0415
-
-    # Everything is checked before any array is touched (issue 11): the counts, the seed,
-    # the checkpoint path, the optimizer, the data (once per call), the parameters.
     settings = check_settings(num_epochs=num_epochs, mini_batch_size=mini_batch_size, seed=seed,
                               print_every=print_every, record_every=record_every,
                               checkpoint_every=checkpoint_every, stop_after=stop_after,
                               checkpoint=checkpoint)
-    num_epochs, mini_batch_size, seed = (settings["num_epochs"], settings["mini_batch_size"],
-                                         settings["seed"])
-    print_every, record_every = settings["print_every"], settings["record_every"]
-    checkpoint_every, stop_after = settings["checkpoint_every"], settings["stop_after"]
+    params, optimizer = _prepare(X, Y, parameters, optimizer)
+    batcher = MiniBatcher(X, Y, settings["mini_batch_size"])
+    run = Run(params, optimizer, settings, decay=decay, decay_rate=decay_rate,
+              checkpoint=checkpoint, data=(X, Y), print_cost=print_cost, progress=progress,
+              progress_label=progress_label)
+    saved = run.saved_checkpoint(len(batcher)) if resume else None
+    passes = TrainingPasses(params, batcher.bounds())
+    step = run.optimizer.bind(params, passes.grads, run.state)
+    if saved is not None:  # every check passed: the first write into the run's arrays
+        run.restore(saved)
+    seed, m = settings["seed"], batcher.m
+    t0 = time.perf_counter()
+    with numpy.errstate(over="ignore"):  # exp(-z) = inf in the sigmoid gives 0, correctly
+        for i in range(run.start, run.end):
+            run.begin_epoch()
+            total = passes.epoch(*batcher.shuffled(seed + i + 1), step)
+            run.end_epoch(i, total / m)
+    return run.result(t0)
+
+
+def _prepare(X, Y, parameters, optimizer) -> tuple[FlatDict, Optimizer]:
+    """Check what :func:`train` is given, before any array is touched; returns packed
+    parameters on the data's device and a copy of the optimizer (a schedule changes the
+    copy's learning rate: the caller's optimizer stays as it is)."""
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be an xpopt Optimizer (GD, Momentum, RMSprop, Adam), "
                         f"got {type(optimizer).__name__}; make_optimizer('adam', ...) builds one")
     check_dataset(X, Y)
-    xp = get_xp(X, Y)
-    # The schedule changes the learning rate of a copy: the caller's optimizer stays as it is.
-    optimizer = copy.copy(optimizer)
     if isinstance(parameters, dict):
         params = parameters
         if not (isinstance(params, FlatDict) and params.packed):
             params = FlatDict.pack(params)
         get_xp(X, params.flat)
-    else:
-        # born where the data is, whatever backend is configured
-        params = to_module(host_initial_parameters(parameters, dtype=X.dtype), xp)
+    else:  # born where the data is, whatever backend is configured
+        params = to_module(host_initial_parameters(parameters, dtype=X.dtype), get_xp(X))
     if params.flat.dtype != X.dtype:
         raise TypeError(f"X is {X.dtype} but the parameters are {params.flat.dtype}")
-
-    schedule = describe_schedule(decay, decay_rate)
-    batcher = MiniBatcher(X, Y, mini_batch_size)
-    m = batcher.m
-    learning_rate0 = optimizer.learning_rate
-    state = optimizer.init(params)
-    start = 0
-    n_records = math.ceil(num_epochs / record_every)
-    history = xp.zeros(n_records, dtype=X.dtype)
-    learning_rates: list[float] = []
-    # Cheap next to training, once per call: refuses resuming on other data.
-    fingerprint = ckpt.data_fingerprint(X, Y) if checkpoint is not None else None
-    saved = None
-    if resume and checkpoint is not None and os.path.exists(checkpoint):
-        saved = ckpt.load(checkpoint)
-        saved.check_matches(params, state, optimizer=optimizer, seed=seed,
-                            mini_batch_size=mini_batch_size, schedule=schedule,
-                            record_every=record_every, data=fingerprint)
-        saved.check_progress(num_epochs=num_epochs, learning_rate0=learning_rate0,
-                             batches_per_epoch=len(batcher), path=checkpoint)
-
-    show = progress if progress is not None else sys.stderr.isatty()
-    bar = _Progress(num_epochs, progress_label) if show else None
-    grads, batch_workspaces, epoch_AL = _epoch_buffers(params, m, batcher.mini_batch_size)
-    step = optimizer.bind(params, grads, state)
-    if saved is not None:  # the last check, then the first write into the run's arrays
-        saved.restore_into(params, state, optimizer=optimizer, seed=seed,
-                           mini_batch_size=mini_batch_size, schedule=schedule,
-                           record_every=record_every, data=fingerprint)
-        start = saved.epoch
-        learning_rates = list(saved.learning_rates)
-        done = saved.costs[:n_records]
-        history[: len(done)] = xp.asarray(done, dtype=X.dtype)
-        if learning_rates:
-            optimizer.learning_rate = saved.learning_rate
-    total = xp.zeros((), dtype=X.dtype)
-    end = num_epochs if stop_after is None else min(num_epochs, start + stop_after)
-    t0 = time.perf_counter()
-    with numpy.errstate(over="ignore"):  # exp(-z) = inf in the sigmoid gives 0, correctly
-        for i in range(start, end):
-            learning_rates.append(optimizer.learning_rate)
-            if epoch_AL is None:
-                total[...] = 0
-            for ws, (batch_X, batch_Y) in zip(batch_workspaces, batcher.epoch(seed + i + 1)):
-                AL, caches = forward_propagation(batch_X, params, ws)
-                if epoch_AL is None:
-                    total += compute_cost(AL, batch_Y)
-                backward_propagation(batch_X, batch_Y, caches)  # into grads
-                step()
-            if epoch_AL is not None:
-                total = epoch_cost(epoch_AL, batcher.shuffled_Y, batcher.mini_batch_size)
-            cost_avg = total / m
-            if decay is not None:
-                optimizer.learning_rate = decay(learning_rate0, i, decay_rate)
-            if i % record_every == 0:
-                history[i // record_every] = cost_avg
-            if print_cost and i % print_every == 0:
-                if bar is not None:
-                    bar.clear()
-                print(f"Cost after epoch {i}: {float(cost_avg):f}")
-                if decay is not None:
-                    print(f"learning rate after epoch {i}: {optimizer.learning_rate:f}")
-            if bar is not None and (i % record_every == 0 or i == end - 1):
-                bar.show(i + 1, float(cost_avg))
-            if checkpoint is not None and ((i + 1) % checkpoint_every == 0 or i == end - 1):
-                ckpt.save(checkpoint, parameters=params, state=state, epoch=i + 1, seed=seed,
-                          learning_rate=optimizer.learning_rate, learning_rates=learning_rates,
-                          costs=to_host(history[: i // record_every + 1]).tolist(),
-                          optimizer=optimizer, mini_batch_size=mini_batch_size,
-                          schedule=schedule, record_every=record_every, data=fingerprint)
-    costs = to_host(history[: (end - 1) // record_every + 1] if end > 0 else history[:0]).tolist()
-    wall = time.perf_counter() - t0
-    if bar is not None:
-        bar.close()
-    return TrainResult(params, costs, learning_rates, wall, state, end,
-                       list(range(0, end, record_every)), optimizer.learning_rate)
+    return params, copy.copy(optimizer)
 
 
 def model(X, Y, layers_dims, optimizer, learning_rate=0.0007, mini_batch_size=64, beta=0.9,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -11,7 +10,6 @@ import numpy
 
 from .. import backend, experiment, plots
 from ..checkpoint import CheckpointError
-from ..checkpoint import load as load_checkpoint
 from ..data import load_moons
 from ..train import check_settings
 from .output import decay_text, device_line, divergence, print_summary, train_figures
@@ -61,11 +59,13 @@ def _check_figure_folder(folder: Path, option: str) -> None:
 
 
 def _backend_context(args):
-    """``use_backend`` for the command's ``--backend`` / ``--strict`` (env as the default)."""
-    name = args.backend or os.environ.get("XPOPT_BACKEND", "").strip().lower() or "cpu"
-    if name not in backend.BACKENDS:
-        args.parser.error(f"XPOPT_BACKEND must be one of {', '.join(backend.BACKENDS)}, got {name!r}")
-    return backend.use_backend(name, strict=True if args.strict else None)
+    """``use_backend`` for the command's ``--backend`` / ``--strict``; what they leave out is
+    the choice made outside (``XPOPT_BACKEND``, ``XPOPT_STRICT``), as :mod:`backend` reads it."""
+    try:
+        backend.requested()  # a bad XPOPT_BACKEND: a usage error, before anything runs
+    except ValueError as exc:
+        args.parser.error(str(exc))
+    return backend.use_backend(args.backend, strict=True if args.strict else None)
 
 
 def _hyperparameters(args) -> dict:
@@ -79,19 +79,6 @@ def info(args) -> int:
     print(f"backend: {backend.get_backend()}")
     print(backend.format_device_info(backend.device_info()))
     return 0
-
-
-def _announce_resume(path: Path, epochs: int) -> int:
-    """Say where a resumed run starts; returns the epochs the checkpoint has done."""
-    try:
-        done = load_checkpoint(path).epoch
-    except CheckpointError as exc:
-        raise Failure(str(exc), 1) from None
-    if done > epochs:
-        # train() would return the checkpoint's later parameters labelled as `epochs` epochs.
-        raise Failure(f"{path} has done {done} epochs, more than --epochs {epochs}", 1)
-    print(f"Resuming from {path} at epoch {done}")
-    return done
 
 
 def train(args) -> int:
@@ -111,9 +98,6 @@ def train(args) -> int:
         _check_figure_folder(args.plot_dir, "--plot-dir")
     with _backend_context(args):
         X, Y = load_moons(dtype=numpy.dtype(args.dtype))
-        start = 0
-        if args.resume and args.checkpoint.exists():
-            start = _announce_resume(args.checkpoint, args.epochs)
         try:
             row = experiment.train_timed(
                 X, Y, args.optimizer, learning_rate=args.learning_rate, **_hyperparameters(args),
@@ -132,7 +116,7 @@ def train(args) -> int:
             figures = train_figures(row, args, X, Y)
         except OSError as exc:  # the summary is printed all the same
             failed = f"xpopt: cannot write the figures into {args.plot_dir}: {exc}"
-    print_summary(row, args, m=X.shape[1], ran=max(row.result.epochs - start, 0), device=device,
+    print_summary(row, args, m=X.shape[1], ran=row.result.epochs - row.result.start_epoch, device=device,
                    figures=figures)
     if failed:
         print(failed, file=sys.stderr)
