@@ -314,6 +314,30 @@ def test_nccl_engine_on_the_cupy_standin_transfers_nothing_per_step(tmp_path):
     assert got["same_as_numpy"] and got["engine"] == "nccl"
 
 
+@pytest.mark.real_gpu
+def test_nccl_on_real_gpus(tmp_path):
+    """ci/gpu.sh, on a machine with two GPUs and the NCCL wheel: two ranks, one GPU each,
+    NCCL's all-reduce on device buffers; the result matches the CPU's xpopt.train to GPU
+    rounding (CUDA's exp/log and CuPy's reductions differ from NumPy's by ulps) and reaches
+    the same accuracy."""
+    mpiexec = require_mpi()
+    import cupy  # noqa: PLC0415  (real CuPy: the real_gpu marker skips without a device)
+
+    if cupy.cuda.runtime.getDeviceCount() < 2:
+        pytest.skip("two NCCL ranks need two GPUs (NCCL refuses one GPU twice)")
+    path = tmp_path / "gpu.npz"
+    proc = subprocess.run(
+        [mpiexec, "-n", "2", sys.executable, "-m", "mpi4py", "-m", "xpopt.distributed",
+         "--backend", "cuda", "--strict", "--epochs", "300", "--print-every", "100",
+         "--checkpoint", str(path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 (nccl;" in proc.stdout
+    ref, _ = single_process("course")
+    saved = ckpt.load(path)
+    assert _rel(saved.parameters, ref.parameters.flat) <= 1e-8
+    assert "train accuracy : 0.8900" in proc.stdout
+
+
 # ------------------------------------------------------------ in-process pieces
 def test_shards_cover_each_batch_once_in_order():
     for m, b in [(300, 64), (300, 37), (10, 1), (5, 300)]:
