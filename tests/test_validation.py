@@ -639,3 +639,25 @@ def test_device_bound_step_follows_rebinding(xp, name, fused):
     got = host_copy(dev_params)
     for k in want:
         assert np.array_equal(got[k], want[k]), k
+
+
+@pytest.mark.gpu
+def test_device_validation_reads_host_metadata_only(standin):
+    """Validating device arrays (packed, rebound, plain dicts with views into one array, and
+    a refused overlap) launches nothing and reads nothing back: shapes, dtypes, flags and
+    addresses are on the host already."""
+    params, grads, state = make("adam", "flat")
+    dev = [on(standin, d) for d in (params, grads, *state)]
+    rebound = [d.copy() for d in dev]
+    rebound[0]["W1"] = rebound[0]["W1"] * 1.0
+    base = standin.zeros((8, 3))
+    views = ({"A": base[0::2], "B": base[1::2]},
+             {"dA": standin.ones((4, 3)), "dB": standin.ones((4, 3))},
+             {"dA": standin.zeros((4, 3)), "dB": standin.zeros((4, 3))})
+    with standin.counting() as counts:
+        for p, g, v, s in (dev, rebound):
+            xpopt.Adam(0.01).bind(p, g, xpopt.OptimizerState(v=v, s=s))
+        with pytest.raises(ValueError, match="memory"):   # byte ranges overlap: refused
+            xpopt.Momentum(0.01).bind(views[0], views[1], xpopt.OptimizerState(
+                v={"dA": base[0::2], "dB": views[2]["dB"]}))
+    assert counts.launches == 0 and counts.d2h == 0 and counts.syncs == 0, counts

@@ -161,16 +161,17 @@ def _writeable(a) -> bool:
     return getattr(a.flags, "writeable", True)
 
 
-def _extent(a) -> tuple[int, int]:
-    """The byte range ``[lo, hi)`` a non-empty array spans. A device array without a
-    visible address spans a unique token: it overlaps only itself."""
+def _address(a) -> int | None:
+    """The address of the first element (host metadata), None where not exposed."""
     if isinstance(a, numpy.ndarray):
-        lo = a.__array_interface__["data"][0]
-    else:
-        ptr = getattr(getattr(a, "data", None), "ptr", None)
-        if ptr is None:
-            return (id(a) << 1, (id(a) << 1) + 1)
-        lo = int(ptr)
+        return a.__array_interface__["data"][0]
+    ptr = getattr(getattr(a, "data", None), "ptr", None)  # cupy.ndarray.data.ptr
+    return None if ptr is None else int(ptr)
+
+
+def _extent(a) -> tuple[int, int]:
+    """The byte range ``[lo, hi)`` a non-empty array with an address spans."""
+    lo = _address(a)
     hi = lo + a.itemsize
     for n, stride in zip(a.shape, a.strides):
         if stride > 0:
@@ -196,7 +197,10 @@ def _share_memory(a, b) -> bool:
 
 def _root(a) -> tuple[Any, bool]:
     """The array owning ``a``'s memory (following ``.base``), and whether that memory is
-    foreign (an ``mmap``, a buffer object: not an array of this module)."""
+    foreign (an ``mmap``, a buffer object: not an array of this module) or unknown (an
+    array that exposes no address): then it is compared with every other array."""
+    if _address(a) is None:
+        return a, True
     root = a
     while True:
         base = getattr(root, "base", None)
@@ -234,11 +238,28 @@ def check_no_overlap(arrays: Iterable[tuple[str, Any, bool]]) -> None:
             _sweep(group)
 
 
+def _overlap_error(label_a: str, label_b: str) -> ValueError:
+    return ValueError(f"{label_a} and {label_b} share memory: an update reads and writes each "
+                      f"element in place, so every array it writes (parameters, state) needs "
+                      f"memory of its own; pass separate arrays (e.g. copies)")
+
+
 def _sweep(arrays: list[tuple[str, Any, bool]]) -> None:
-    spans = []
+    """Compare by byte range (sorted: O(n log n)), then exactly; arrays without an address
+    pairwise with every other, through their module's bounds check (host metadata)."""
+    spans, opaque = [], []
     for label, a, written in arrays:
+        if _address(a) is None:
+            opaque.append((label, a, written))
+            continue
         lo, hi = _extent(a)
         spans.append((lo, hi, label, a, written))
+    for i, (label, a, written) in enumerate(opaque):
+        may_share = getattr(get_xp(a), "may_share_memory", None)
+        for other, b, other_written in opaque[i + 1:] + [s[2:] for s in spans]:
+            if (written or other_written) and (
+                    a is b or (may_share is not None and bool(may_share(a, b)))):
+                raise _overlap_error(label, other)
     spans.sort(key=lambda s: s[0])
     active: list[tuple] = []
     for span in spans:
@@ -246,10 +267,7 @@ def _sweep(arrays: list[tuple[str, Any, bool]]) -> None:
         active = [s for s in active if s[1] > lo]
         for other in active:
             if (written or other[4]) and _share_memory(a, other[3]):
-                raise ValueError(
-                    f"{other[2]} and {label} share memory: an update reads and writes each "
-                    f"element in place, so every array it writes (parameters, state) needs "
-                    f"memory of its own; pass separate arrays (e.g. copies)")
+                raise _overlap_error(other[2], label)
         active.append(span)
 
 
