@@ -61,7 +61,7 @@ def test_three_builds_including_the_source_distribution(tmp_path):
 
 @pytest.mark.parametrize("written", ["cupy_cuda12x", "CuPy-CUDA12x", "cupy.cuda12x"])
 def test_names_are_normalised(tmp_path, written):
-    _install(tmp_path, written, "14.2.0", folder="x-14.2.0.dist-info")
+    _install(tmp_path, written, "14.2.0", folder=f"{written}-14.2.0.dist-info")
     assert installed_cupy_builds([str(tmp_path)]) == [CupyBuild("cupy-cuda12x", "14.2.0")]
 
 
@@ -105,3 +105,10 @@ def test_the_real_environment_is_read_without_importing_cupy():
     assert sys.modules.get("cupy") is before
     assert all(b.name.startswith("cupy") for b in builds)
     assert (check_cupy_builds() is None) == (len(builds) < 2)
+
+
+def test_unreadable_entries_are_skipped(tmp_path):
+    (tmp_path / "cupy-13.0.0-py3.11.egg-info").write_text("an old setuptools file, not a folder")
+    archive = tmp_path / "bundle.zip"
+    archive.write_bytes(b"")
+    assert installed_cupy_builds([str(tmp_path), str(archive), str(tmp_path / "missing")]) == []
