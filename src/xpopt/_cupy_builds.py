@@ -8,7 +8,7 @@ installs both without a word: ``pip install 'xpopt[cuda12]' 'xpopt[cuda13]'``). 
 module reads the installed distributions' metadata (no import of CuPy, no CUDA call) and
 says which to uninstall.
 
-The backend's CuPy probe calls :func:`check_cupy_builds` before importing CuPy.
+:func:`check_cupy_builds` is for the backend's CuPy probe, before it imports CuPy (about 2 ms).
 """
 
 from __future__ import annotations
