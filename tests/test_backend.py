@@ -25,7 +25,7 @@ import xpopt
 from xpopt import backend
 from conftest import IN_CI, gpu_unavailable_reason, require_gpu
 
-HINT_PARTS = ("pip install 'xpopt[cuda12]'", "XPOPT_BACKEND=cpu")
+HINT_PARTS = ("pip install 'xpopt[cuda]'", "XPOPT_BACKEND=cpu")
 
 
 # ------------------------------------------------------------------------ helpers
@@ -512,3 +512,20 @@ def test_use_backend_without_a_name_keeps_the_choice_outside(monkeypatch):
     monkeypatch.setenv("XPOPT_BACKEND", "gpu")
     with pytest.raises(ValueError, match="XPOPT_BACKEND"):
         backend.requested()
+
+
+def test_two_cupy_builds_are_the_reason_cuda_cannot_be_used(monkeypatch):
+    """Two CuPy wheels overwrite each other's files: the probe refuses before importing,
+    and the fallback warning / strict error carry the message naming what to uninstall."""
+    from xpopt import _cupy_builds
+
+    message = "2 CuPy builds are installed (cupy-cuda12x 14.2.0, cupy-cuda13x 14.2.0) ..."
+    monkeypatch.setattr(_cupy_builds, "check_cupy_builds", lambda path=None: message)
+    backend._reset_probe()
+    try:
+        assert backend.cuda_unavailable_reason() == message
+        with pytest.raises(xpopt.BackendUnavailableError, match="2 CuPy builds"):
+            xpopt.set_backend("cuda", strict=True)
+    finally:
+        monkeypatch.undo()
+        backend._reset_probe()

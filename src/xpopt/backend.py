@@ -43,7 +43,7 @@ __all__ = [
 BACKENDS = ("cpu", "cuda", "auto")
 _INSTALL_HINT = (
     "To use the GPU, install the CuPy build that matches your CUDA driver "
-    "(pip install 'xpopt[cuda12]' or 'xpopt[cuda13]') on a machine whose `nvidia-smi` "
+    "(pip install 'xpopt[cuda]' for CUDA 12, 'xpopt[cuda13]' for CUDA 13) on a machine whose `nvidia-smi` "
     "lists a device. Set XPOPT_BACKEND=cpu to run on the CPU without this message."
 )
 
@@ -73,6 +73,11 @@ def _probe_cuda() -> tuple[Any, str | None]:
 
 
 def _probe_cuda_uncached() -> tuple[Any, str | None]:
+    from ._cupy_builds import check_cupy_builds  # noqa: PLC0415
+
+    conflict = check_cupy_builds()  # two builds overwrite each other's files: refuse both
+    if conflict is not None:
+        return None, conflict
     try:
         import cupy  # noqa: PLC0415  (the one CuPy import of the project)
     except Exception as exc:  # ImportError, or a broken install raising anything else
