@@ -10,11 +10,6 @@ and the gradient check in :mod:`xpopt.evaluate`, a training loop's buffers in
 
 from __future__ import annotations
 
-import functools
-import math
-import numbers
-import operator
-import re
 from typing import Any, NamedTuple, Sequence
 
 import numpy
@@ -22,31 +17,14 @@ import numpy
 from .backend import get_xp, to_device
 from .cost import _clip_bounds, _logprobs, compute_cost, epoch_cost  # noqa: F401 (re-exported)
 from .flat import FlatDict
+from .layout import (_check_layer_dims, _check_shapes, _new_grads,  # noqa: F401 (re-exported)
+                     _num_layers, parameter_layout, plan_for)
 
 __all__ = [
     "Caches", "Workspace", "accuracy", "backward_propagation", "compute_cost", "epoch_cost",
     "forward_propagation",
     "gradient_check", "initialize_parameters", "predict",
 ]
-
-
-def _check_layer_dims(layer_dims) -> list[int]:
-    dims = list(layer_dims) if not isinstance(layer_dims, (str, bytes)) else []
-    if len(dims) < 2 or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1
-                            for d in dims):
-        raise ValueError(f"layer_dims must list at least two positive integers "
-                         f"[n_x, n_1, ..., n_L], got {layer_dims!r}")
-    return [int(d) for d in dims]
-
-
-def parameter_layout(layer_dims: Sequence[int]) -> tuple:
-    """``(("W1", (n_1, n_0)), ("b1", (n_1, 1)), ...)``: the keys and shapes, in buffer order."""
-    dims = _check_layer_dims(layer_dims)
-    layout = []
-    for l in range(1, len(dims)):
-        layout += [(f"W{l}", (dims[l], dims[l - 1])), (f"b{l}", (dims[l], 1))]
-    return tuple(layout)
-
 
 def initialize_parameters(layer_dims: Sequence[int], seed: int = 3, *,
                           dtype=numpy.float64) -> FlatDict:
@@ -85,45 +63,6 @@ def host_initial_parameters(layer_dims: Sequence[int], seed: int = 3, *,
         params64[f"b{l}"][...] = 0.0
     return FlatDict(params64.flat.astype(dtype, copy=False), params64.layout)
 
-
-_LAYER_KEY = re.compile(r"[Wb]([1-9][0-9]*)")
-
-
-@functools.lru_cache(maxsize=32)
-def _layer_keys(L: int) -> frozenset:
-    return frozenset(f"{p}{l}" for l in range(1, L + 1) for p in ("W", "b"))
-
-
-def _num_layers(parameters: dict) -> int:
-    """L, for parameters holding exactly ``W1, b1, ..., WL, bL``; KeyError naming what is
-    missing or unexpected otherwise (a missing ``bL`` must not make a smaller network)."""
-    n = len(parameters)
-    L = n // 2
-    if n and not n % 2 and parameters.keys() == _layer_keys(L):
-        return L
-    keys = set(parameters)
-    numbers = [int(m.group(1)) for k in keys
-               if isinstance(k, str) and (m := _LAYER_KEY.fullmatch(k))]
-    expected = _layer_keys(max(numbers, default=1))
-    missing, extra = sorted(expected - keys), sorted(map(str, keys - expected))
-    raise KeyError(f"parameters must hold exactly W1, b1, ..., WL, bL: missing {missing}, "
-                   f"unexpected {extra}")
-
-
-def _check_shapes(Ws, bs, n_x: int | None = None) -> None:
-    """``W_l`` of shape (n_l, n_{l-1}) and ``b_l`` of shape (n_l, 1), chained from ``n_x``:
-    ValueError naming the key (a (1, 1) or (n,) bias would broadcast silently)."""
-    previous = n_x
-    for l, (W, b) in enumerate(zip(Ws, bs), start=1):
-        if len(W.shape) != 2 or (previous is not None and W.shape[1] != previous):
-            want = f"(n_{l}, {previous})" if previous is not None else "2-D"
-            raise ValueError(f"W{l} has shape {tuple(W.shape)}, expected {want}"
-                             + (" (X has that many rows)" if l == 1 else ""))
-        if tuple(b.shape) != (W.shape[0], 1):
-            raise ValueError(f"b{l} has shape {tuple(b.shape)}, expected ({W.shape[0]}, 1)")
-        previous = W.shape[0]
-
-
 class Caches(NamedTuple):
     """What the forward pass keeps for the backward pass.
 
@@ -140,71 +79,6 @@ class Caches(NamedTuple):
     activations: tuple
     parameters: dict
     workspace: Any = None
-
-
-def _new_grads(parameters: dict, xp, dtype) -> FlatDict:
-    return FlatDict.empty(_plan_for(parameters).grad_layout, xp, dtype)
-
-
-class _Plan:
-    """What a call without a workspace reuses from the previous call with the same
-    parameters: their arrays in layer order, found and checked once (keys, shapes), and the
-    gradients' layout. It stays valid while the dict holds the same arrays, checked at each
-    call with one identity test per key."""
-
-    __slots__ = ("parameters", "keys", "arrays", "shapes", "Ws", "bs", "grad_layout",
-                 "grad_slices", "grad_size", "gW_at", "gb_at")
-
-    def __init__(self, parameters: dict):
-        L = _num_layers(parameters)
-        self.keys = tuple(f"{p}{l}" for l in range(1, L + 1) for p in ("W", "b"))
-        self.arrays = tuple(parameters[k] for k in self.keys)
-        self.Ws, self.bs = self.arrays[0::2], self.arrays[1::2]
-        _check_shapes(self.Ws, self.bs)
-        self.shapes = tuple(tuple(a.shape) for a in self.arrays)
-        order = ([k for k, _ in parameters.layout] if isinstance(parameters, FlatDict)
-                 else self.keys)  # a FlatDict's gradients follow its buffer's order
-        self.grad_layout = tuple(("d" + k, tuple(int(d) for d in parameters[k].shape))
-                                 for k in order)
-        self.grad_slices, at = [], 0
-        for _, shape in self.grad_layout:
-            n = math.prod(shape)
-            self.grad_slices.append((slice(at, at + n), shape))
-            at += n
-        self.grad_size = at
-        where = {k: i for i, (k, _) in enumerate(self.grad_layout)}
-        self.gW_at = tuple(where["d" + k] for k in self.keys[0::2])
-        self.gb_at = tuple(where["d" + k] for k in self.keys[1::2])
-        self.parameters = parameters
-
-    def holds(self, parameters: dict) -> bool:
-        return (parameters is self.parameters and len(parameters) == len(self.keys)
-                and all(map(operator.is_, map(parameters.__getitem__, self.keys), self.arrays))
-                and tuple(a.shape for a in self.arrays) == self.shapes)
-
-
-    def new_grads(self, xp, dtype) -> FlatDict:
-        """A new gradient FlatDict, ``FlatDict.empty(grad_layout, xp, dtype)`` built from the
-        slices worked out once (the constructor would check the layout again: a third of a
-        small network's backward pass)."""
-        flat = xp.empty(self.grad_size, dtype)
-        views = tuple([flat[where].reshape(shape) for where, shape in self.grad_slices])
-        grads = FlatDict.__new__(FlatDict)
-        dict.update(grads, zip([k for k, _ in self.grad_layout], views))
-        grads.flat, grads.layout, grads._views = flat, self.grad_layout, views
-        return grads
-
-
-_last_plan: _Plan | None = None  # one entry: the parameters of the latest call
-
-
-def _plan_for(parameters: dict) -> _Plan:
-    global _last_plan
-    plan = _last_plan
-    if plan is None or not plan.holds(parameters):
-        plan = _last_plan = _Plan(parameters)
-    return plan
-
 
 def forward_propagation(X, parameters: dict, workspace: Workspace | None = None) -> tuple[Any, Caches]:
     """LINEAR -> RELU for layers 1..L-1, LINEAR -> SIGMOID for layer L.
@@ -224,7 +98,7 @@ def forward_propagation(X, parameters: dict, workspace: Workspace | None = None)
     caches : Caches
     """
     if workspace is None:
-        plan = _plan_for(parameters)
+        plan = plan_for(parameters)
         Ws, bs = plan.Ws, plan.bs
         xp = get_xp(X, Ws[0])
         if X.dtype != Ws[0].dtype:
@@ -293,7 +167,7 @@ def backward_propagation(X, Y, caches: Caches, grads: FlatDict | None = None) ->
         grads, gW, gb, dZs, slopes = ws.grads, ws.gW, ws.gb, ws.dZ, ws.relu_slopes
         Ws = ws.W
     else:
-        plan = _plan_for(parameters)
+        plan = plan_for(parameters)
         Ws = plan.Ws
         if grads is None or not (isinstance(grads, FlatDict) and grads.packed):
             grads = plan.new_grads(xp, AL.dtype)

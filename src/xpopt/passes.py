@@ -13,8 +13,8 @@ import copy
 from .backend import get_xp
 from .flat import FlatDict
 from .cost import compute_cost, epoch_cost
-from .network import (_check_shapes, _new_grads, _num_layers, backward_propagation,
-                      forward_propagation)
+from .layout import _check_shapes, _new_grads, _num_layers
+from .network import backward_propagation, forward_propagation
 
 __all__ = ["TrainingPasses", "Workspace"]
 
