@@ -56,57 +56,35 @@ def moons():
     return xpopt.to_host(X), xpopt.to_host(Y)
 
 
-def course_loop(X, Y, optimizer, epochs=EPOCHS):
-    """The notebook's loop on the course's own NumPy functions."""
-    c = course_code
-    parameters = c.initialize_parameters(DIMS)
+def notebook_loop(lib, X, Y, optimizer, epochs=EPOCHS):
+    """The notebook's loop on ``lib``'s functions: ``course_code``, ``xpopt``, or a stand-in
+    for ``xpopt`` that times its calls. Only the backward pass is called differently: the
+    course's takes the parameters too, xpopt's reads them from the caches."""
+    parameters = lib.initialize_parameters(DIMS)
     if optimizer == "momentum":
-        v = c.initialize_velocity(parameters)
+        v = lib.initialize_velocity(parameters)
     elif optimizer == "adam":
-        v, s = c.initialize_adam(parameters)
+        v, s = lib.initialize_adam(parameters)
+    by_course = lib is course_code
     seed, t = 10, 0
     for _ in range(epochs):
         seed += 1
         cost_total = 0
-        for batch_X, batch_Y in c.random_mini_batches(X, Y, BATCH, seed):
-            a3, caches = c.forward_propagation(batch_X, parameters)
-            cost_total += c.compute_cost(a3, batch_Y)
-            grads = c.backward_propagation(batch_X, batch_Y, caches, parameters)
+        for batch_X, batch_Y in lib.random_mini_batches(X, Y, BATCH, seed):
+            a3, caches = lib.forward_propagation(batch_X, parameters)
+            cost_total += lib.compute_cost(a3, batch_Y)
+            if by_course:
+                grads = lib.backward_propagation(batch_X, batch_Y, caches, parameters)
+            else:
+                grads = lib.backward_propagation(batch_X, batch_Y, caches)
             if optimizer == "gd":
-                parameters = c.update_parameters_with_gd(parameters, grads, LR)
+                parameters = lib.update_parameters_with_gd(parameters, grads, LR)
             elif optimizer == "momentum":
-                parameters, v = c.update_parameters_with_momentum(parameters, grads, v, BETA, LR)
+                parameters, v = lib.update_parameters_with_momentum(parameters, grads, v, BETA, LR)
             else:
                 t += 1
-                parameters, v, s, _, _ = c.update_parameters_with_adam(parameters, grads, v, s, t,
-                                                                       LR, BETA1, BETA2, EPS)
-    return parameters
-
-
-def xpopt_loop(X, Y, optimizer, epochs=EPOCHS, fn=None):
-    """The same loop on ``xpopt.*`` (``fn``: the functions to call, for instrumenting)."""
-    x = fn or xpopt
-    parameters = x.initialize_parameters(DIMS)
-    if optimizer == "momentum":
-        v = x.initialize_velocity(parameters)
-    elif optimizer == "adam":
-        v, s = x.initialize_adam(parameters)
-    seed, t = 10, 0
-    for _ in range(epochs):
-        seed += 1
-        cost_total = 0
-        for batch_X, batch_Y in x.random_mini_batches(X, Y, BATCH, seed):
-            a3, caches = x.forward_propagation(batch_X, parameters)
-            cost_total += x.compute_cost(a3, batch_Y)
-            grads = x.backward_propagation(batch_X, batch_Y, caches)
-            if optimizer == "gd":
-                parameters = x.update_parameters_with_gd(parameters, grads, LR)
-            elif optimizer == "momentum":
-                parameters, v = x.update_parameters_with_momentum(parameters, grads, v, BETA, LR)
-            else:
-                t += 1
-                parameters, v, s, _, _ = x.update_parameters_with_adam(parameters, grads, v, s, t,
-                                                                       LR, BETA1, BETA2, EPS)
+                parameters, v, s, _, _ = lib.update_parameters_with_adam(parameters, grads, v, s, t,
+                                                                         LR, BETA1, BETA2, EPS)
     return parameters
 
 
@@ -136,7 +114,7 @@ def shares(X, Y, optimizer) -> dict:
     """One instrumented run of the xpopt loop: the fraction of its time in each kind."""
     timed = _Timed()
     t0 = time.perf_counter()
-    xpopt_loop(X, Y, optimizer, fn=timed)
+    notebook_loop(timed, X, Y, optimizer)
     total = time.perf_counter() - t0
     return {"optimizer_share": timed.seconds["optimizer"] / total,
             "network_data_share": timed.seconds["network/data"] / total}
@@ -146,9 +124,9 @@ def shares(X, Y, optimizer) -> dict:
 @pytest.mark.parametrize("contestant", list(CONTESTANTS))
 def test_notebook_loop(benchmark, moons, contestant, optimizer):
     X, Y = moons
-    loop = course_loop if contestant == "course-numpy" else xpopt_loop
+    lib = course_code if contestant == "course-numpy" else xpopt
     parameters = harness.measure(
-        benchmark, lambda: loop(X, Y, optimizer),
+        benchmark, lambda: notebook_loop(lib, X, Y, optimizer),
         group=f"notebook loop: moons {DIMS}, {optimizer}, {EPOCHS} epochs, float64, CPU",
         contestant=CONTESTANTS[contestant], device="cpu", rounds=3, warmup=1,
         baseline=contestant == "course-numpy", epochs=EPOCHS,
@@ -160,7 +138,7 @@ def test_notebook_loop(benchmark, moons, contestant, optimizer):
     benchmark.extra_info.update(shares(X, Y, optimizer))
     reference = _finals.get((optimizer, "course-numpy"))
     if reference is None:  # run alone (-k): the course's result, untimed
-        reference = course_loop(X, Y, optimizer)
+        reference = notebook_loop(course_code, X, Y, optimizer)
     assert sorted(final) == sorted(reference)
     for key, want in reference.items():  # the guard: the course's bits
         assert final[key].dtype == want.dtype and numpy.array_equal(final[key], want), (
