@@ -387,6 +387,15 @@ def test_checksum_sees_one_ulp():
     assert checksum(a32, a) != checksum(b32, a) and checksum(a32, a) == checksum(a32.copy(), a)
 
 
+def test_describe_names_the_engines_without_starting_mpi():
+    from xpopt.distributed import describe  # noqa: PLC0415
+
+    info = describe()
+    assert info["engine_numpy"] == "mpi" and info["engine_cupy"] == "nccl"
+    assert {"mpi4py", "mpiexec", "nccl"} <= set(info)
+    assert "mpi4py.MPI" not in sys.modules  # describing initialised nothing
+
+
 # ------------------------------------------------------------------------ worker
 def _worker(spec_path: str) -> None:  # pragma: no cover  (runs under mpiexec)
     from mpi4py import MPI  # noqa: PLC0415
