@@ -549,3 +549,21 @@ def test_plain_backward_returns_a_new_packed_buffer_each_call():
     assert a.flat is not b.flat and a.packed and b.packed
     assert a.layout == tuple(("d" + k, s) for k, s in params.layout)
     assert numpy.array_equal(a.flat, b.flat)
+
+
+def test_gradients_built_from_the_plan_are_ordinary_flatdicts():
+    """backward builds its gradient FlatDict from slices worked out once (not through the
+    constructor): it must behave as FlatDict.empty's in every way FlatDict offers."""
+    import pickle
+
+    X, Y = numpy.random.default_rng(2).standard_normal((2, 5)), numpy.zeros((1, 5))
+    params = initialize_parameters([2, 3, 2, 1])
+    grads = backward_propagation(X, Y, forward_propagation(X, params)[1])
+    built = FlatDict(grads.flat.copy(), grads.layout)
+    assert type(grads) is FlatDict and list(grads) == list(built) and grads.layout == built.layout
+    assert grads.packed and all(numpy.shares_memory(grads[k], grads.flat) for k in grads)
+    for other in (grads.copy(), pickle.loads(pickle.dumps(grads)), grads.zeros_like()):
+        assert other.packed and other.layout == grads.layout
+    grads["dW1"] = grads["dW1"] + 1.0  # rebinding, then repacking, as on any FlatDict
+    assert not grads.packed and grads.repack().packed
+    assert numpy.array_equal(grads["dW1"], built["dW1"] + 1.0)

@@ -76,7 +76,7 @@ def _check_shapes(Ws, bs, n_x: int | None = None) -> None:
 
 
 def _new_grads(parameters: dict, xp, dtype) -> FlatDict:
-    return FlatDict.empty(plan_for(parameters).grad_layout, xp, dtype)
+    return plan_for(parameters).new_grads(xp, dtype)[0]
 
 
 class Plan:
@@ -126,16 +126,16 @@ class Plan:
         return tuple([a.shape for a in self.arrays]) == self.shapes
 
 
-    def new_grads(self, xp, dtype) -> FlatDict:
+    def new_grads(self, xp, dtype) -> tuple[FlatDict, tuple]:
         """A new gradient FlatDict, ``FlatDict.empty(grad_layout, xp, dtype)`` built from the
         slices worked out once (the constructor would check the layout again: a third of a
-        small network's backward pass)."""
+        small network's backward pass), and its views in ``grad_layout`` order."""
         flat = xp.empty(self.grad_size, dtype)
         views = tuple([flat[where].reshape(shape) for where, shape in self.grad_slices])
         grads = FlatDict.__new__(FlatDict)
         dict.update(grads, zip([k for k, _ in self.grad_layout], views))
         grads.flat, grads.layout, grads._views = flat, self.grad_layout, views
-        return grads
+        return grads, views
 
 
 _last_plan: Plan | None = None  # one entry: the parameters of the latest call

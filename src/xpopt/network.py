@@ -170,17 +170,25 @@ def backward_propagation(X, Y, caches: Caches, grads: FlatDict | None = None) ->
         plan = plan_for(parameters)
         Ws = plan.Ws
         if grads is None or not (isinstance(grads, FlatDict) and grads.packed):
-            grads = plan.new_grads(xp, AL.dtype)
-            views = grads._views
+            grads, views = plan.new_grads(xp, AL.dtype)
             gW, gb = [views[i] for i in plan.gW_at], [views[i] for i in plan.gb_at]
         else:
             gW = [grads[f"dW{l}"] for l in range(1, L + 1)]
             gb = [grads[f"db{l}"] for l in range(1, L + 1)]
         dZs = slopes = (None,) * L
+    _backward_loop(xp, activations, Y, Ws, gW, gb, dZs, slopes, float(X.shape[1]))
+    return grads
+
+
+def _backward_loop(xp, activations, Y, Ws, gW, gb, dZs, slopes, m: float) -> None:
+    """The backward pass's operations, into ``gW`` and ``gb``: ``dz_L = (a_L - Y) / m``, then
+    layer by layer down. ``dZs`` and ``slopes`` are buffers to write the temporaries into
+    (None: new arrays); ``m`` is the batch width as a float (the same division as by the int;
+    a float scalar dispatches faster), or a global batch's width for a shard of it."""
+    L = len(activations) - 1
     # numpy.add.reduce is numpy.sum without its Python wrapper: the same reduction
     row_sum = numpy.add.reduce if xp is numpy else xp.sum
-    m = float(X.shape[1])  # the same division as by the int; a float scalar dispatches faster
-    dZ = xp.subtract(AL, Y, out=dZs[L - 1])
+    dZ = xp.subtract(activations[-1], Y, out=dZs[L - 1])
     xp.divide(dZ, m, out=dZ)
     for l in range(L - 1, -1, -1):
         A_prev = activations[l]
@@ -192,7 +200,6 @@ def backward_propagation(X, Y, caches: Caches, grads: FlatDict | None = None) ->
             # 0.0, so the multiply stays float by float (a bool operand costs a cast loop)
             relu_slope = xp.sign(A_prev, out=slopes[l - 1])
             dZ = xp.multiply(dA, relu_slope, out=dA)
-    return grads
 
 
 # Re-exported from the modules split off this one (they import from here, hence at the end).

@@ -1,7 +1,7 @@
 """The training loop: the general :func:`train` and the course's :func:`model` over it.
 
 :func:`train` reads top to bottom in named steps: check the settings and prepare the
-parameters and optimizer (:func:`_prepare`), find a checkpoint to resume from
+parameters and optimizer (:func:`prepare`), find a checkpoint to resume from
 (:class:`~xpopt.run.Run`), take the network's passes (:class:`~xpopt.passes.TrainingPasses`)
 and the optimizer's bound step, then per epoch: shuffle (data), the passes and updates
 (network -> optim), and record, report and checkpoint (:class:`~xpopt.run.Run`).
@@ -31,7 +31,7 @@ from .run import Run, TrainResult
 from .settings import (SEED_MAX, _Progress, check_seed, check_settings,  # noqa: F401 (re-exported)
                        describe_schedule)
 
-__all__ = ["TrainResult", "make_optimizer", "model", "train", "OPTIMIZERS"]
+__all__ = ["OPTIMIZERS", "TrainResult", "make_optimizer", "model", "prepare", "train"]
 
 OPTIMIZERS = ("gd", "momentum", "rmsprop", "adam")
 
@@ -119,7 +119,7 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
                               print_every=print_every, record_every=record_every,
                               checkpoint_every=checkpoint_every, stop_after=stop_after,
                               checkpoint=checkpoint)
-    params, optimizer = _prepare(X, Y, parameters, optimizer)
+    params, optimizer = prepare(X, Y, parameters, optimizer)
     batcher = MiniBatcher(X, Y, settings["mini_batch_size"])
     run = Run(params, optimizer, settings, decay=decay, decay_rate=decay_rate,
               checkpoint=checkpoint, data=(X, Y), print_cost=print_cost, progress=progress,
@@ -139,7 +139,7 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
     return run.result(t0)
 
 
-def _prepare(X, Y, parameters, optimizer) -> tuple[FlatDict, Optimizer]:
+def prepare(X, Y, parameters, optimizer) -> tuple[FlatDict, Optimizer]:
     """Check what :func:`train` is given, before any array is touched; returns packed
     parameters on the data's device and a copy of the optimizer (a schedule changes the
     copy's learning rate: the caller's optimizer stays as it is)."""
