@@ -59,12 +59,13 @@ def load_moons(n_samples: int = 300, noise: float | None = 0.2, seed: int = 3, *
     return to_device(X), to_device(Y)
 
 
-def _check_shapes(X, Y) -> int:
-    """Both arrays of one module, 2-D, the same number (>= 1) of columns; returns ``m``."""
+def _check_shapes(X, Y) -> tuple[int, Any]:
+    """Both arrays of one module, 2-D, the same number (>= 1) of columns; returns ``m`` and
+    the arrays' module."""
     for name, a in (("X", X), ("Y", Y)):
         if a is None or not hasattr(a, "ndim"):
             raise TypeError(f"{name} must be an array, got {type(a).__name__}")
-    get_xp(X, Y)  # TypeError naming both when NumPy and CuPy are mixed, or for non-arrays
+    xp = get_xp(X, Y)  # TypeError naming both when NumPy and CuPy are mixed, or for non-arrays
     for name, a in (("X", X), ("Y", Y)):
         if a.ndim != 2:
             raise ValueError(f"{name} must be 2-D with examples as columns, got shape {a.shape}")
@@ -73,15 +74,19 @@ def _check_shapes(X, Y) -> int:
                          f"X {X.shape[1]}, Y {Y.shape[1]}")
     if X.shape[1] == 0:
         raise ValueError("X and Y have no examples (zero columns)")
-    return X.shape[1]
+    return X.shape[1], xp
 
 
 def _check_batch_inputs(X, Y, mini_batch_size) -> int:
-    m = _check_shapes(X, Y)
+    return _checked_batches(X, Y, mini_batch_size)[0]
+
+
+def _checked_batches(X, Y, mini_batch_size) -> tuple[int, Any]:
+    m, xp = _check_shapes(X, Y)
     if (isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, numbers.Integral)
             or mini_batch_size < 1):
         raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
-    return m
+    return m, xp
 
 
 def check_dataset(X, Y) -> int:
@@ -104,7 +109,7 @@ def check_dataset(X, Y) -> int:
     ValueError
         Shapes, a NaN or infinity, labels outside {0, 1}.
     """
-    m = _check_shapes(X, Y)
+    m, xp = _check_shapes(X, Y)
     if Y.shape[0] != 1:
         raise ValueError(f"Y must have shape (1, {m}) (one row of labels), got {Y.shape}")
     if X.dtype.kind != "f":
@@ -115,7 +120,6 @@ def check_dataset(X, Y) -> int:
         if not a.dtype.isnative:
             raise TypeError(f"{name} has a non-native byte order ({a.dtype.str}); convert it "
                             f"with {name}.astype({name}.dtype.newbyteorder('='))")
-    xp = get_xp(X, Y)
     finite_X = xp.isfinite(X).all()
     labels_ok = ((Y == 0) | (Y == 1)).all()
     if bool(finite_X & labels_ok):  # the one read
@@ -191,11 +195,10 @@ class MiniBatcher:
     """
 
     def __init__(self, X, Y, mini_batch_size: int = 64, *, drop_last: bool = False):
-        self.m = _check_batch_inputs(X, Y, mini_batch_size)
+        self.m, self._xp = _checked_batches(X, Y, mini_batch_size)
         self.X, self.Y = X, Y
         self.mini_batch_size = int(mini_batch_size)
         self.drop_last = bool(drop_last)
-        self._xp = get_xp(X, Y)
         self._buffers = None
 
     def __len__(self) -> int:

@@ -17,8 +17,14 @@ import numpy
 from .backend import get_xp, to_device
 from .cost import _clip_bounds, _logprobs, compute_cost, epoch_cost  # noqa: F401 (re-exported)
 from .flat import FlatDict
-from .layout import (_check_layer_dims, _check_shapes, _new_grads,  # noqa: F401 (re-exported)
-                     _num_layers, parameter_layout, plan_for)
+from .layout import (  # noqa: F401 (re-exported)
+    _check_layer_dims,
+    _check_shapes,
+    _new_grads,
+    _num_layers,
+    parameter_layout,
+    plan_for,
+)
 
 __all__ = [
     "Caches", "Workspace", "accuracy", "backward_propagation", "compute_cost", "epoch_cost",

@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 
 from .backend import get_xp
-from .flat import FlatDict
 from .cost import compute_cost, epoch_cost
+from .flat import FlatDict
 from .layout import _check_shapes, _new_grads, _num_layers
 from .network import backward_propagation, forward_propagation
 

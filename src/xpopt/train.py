@@ -28,8 +28,7 @@ from .network import host_initial_parameters
 from .optim import GD, Adam, Momentum, Optimizer, RMSprop
 from .passes import TrainingPasses
 from .run import Run, TrainResult
-from .settings import (SEED_MAX, _Progress, check_seed, check_settings,  # noqa: F401 (re-exported)
-                       describe_schedule)
+from .settings import SEED_MAX, _Progress, check_seed, check_settings, describe_schedule  # noqa: F401 (re-exported)
 
 __all__ = ["OPTIMIZERS", "TrainResult", "make_optimizer", "model", "prepare", "train"]
 

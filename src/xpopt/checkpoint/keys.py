@@ -1,4 +1,4 @@
-"""Arrays read and written BY KEY (``W1`` <-> ``dW1``), whatever the dicts are, and the data's fingerprint."""
+"""Arrays read and written BY KEY (``W1`` <-> ``dW1``) whatever the dicts are; the data fingerprint."""
 
 from __future__ import annotations
 

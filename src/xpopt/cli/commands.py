@@ -1,4 +1,4 @@
-"""The command line's commands: ``info``, ``train`` and ``compare``, each checked before it trains."""
+"""The command line's commands: ``info``, ``train``, ``compare``, each checked before it trains."""
 
 from __future__ import annotations
 
