@@ -529,3 +529,13 @@ def test_two_cupy_builds_are_the_reason_cuda_cannot_be_used(monkeypatch):
     finally:
         monkeypatch.undo()
         backend._reset_probe()
+
+
+def test_fused_kernels_without_a_gpu_raise_with_the_reason():
+    """``kernels.get_kernel`` on a machine without a usable GPU (and no stand-in) names why."""
+    require_no_gpu()
+    from xpopt import kernels
+
+    with pytest.raises(RuntimeError, match="fused kernels need CuPy") as info:
+        kernels.get_kernel(kernels.SPECS["xpopt_adam"])
+    assert gpu_unavailable_reason() in str(info.value)
