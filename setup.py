@@ -1,33 +1,41 @@
 """Build the optional CPU kernels (``xpopt._hostkernels``) from the kernel specs.
 
-Everything else about the package is in pyproject.toml. The C source is generated from
-``src/xpopt/kernels.py`` (the same ``operation`` text as the CUDA kernels), compiled without
-floating-point contraction so that it rounds exactly as NumPy does. The extension is
-optional: without a C compiler the install still succeeds and xpopt runs its NumPy path.
+Everything else about the package is in pyproject.toml. Each update rule's spec lives beside
+its NumPy twin in ``src/xpopt/optim/<rule>.py``; the C source is generated from the registry
+every rule fills, ``xpopt.kernels.SPECS``, by importing xpopt from ``src/`` (NumPy is a
+build requirement for that: pyproject.toml's [build-system]; the C code itself uses no NumPy
+header, so any NumPy will do). It is compiled without floating-point contraction so that it
+rounds exactly as NumPy does. The extension is optional: without a C compiler the install
+still succeeds and xpopt runs its NumPy path.
 """
 
-import importlib.util
+import importlib
 import pathlib
 import sys
 
 from setuptools import Extension, setup
 
 ROOT = pathlib.Path(__file__).resolve().parent
+SRC = ROOT / "src"
 
 
-def _kernel_specs():
-    """xpopt.kernels, loaded from its file: it needs nothing but the standard library."""
-    spec = importlib.util.spec_from_file_location("_xpopt_build_kernels", ROOT / "src/xpopt/kernels.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while building classes
-    spec.loader.exec_module(module)
-    return module
+def _host_c_source() -> str:
+    """The C source of every registered spec, from the xpopt in ``src/`` (never an installed one)."""
+    sys.path.insert(0, str(SRC))
+    try:
+        kernels = importlib.import_module("xpopt.kernels")
+    finally:
+        sys.path.remove(str(SRC))
+    where = pathlib.Path(kernels.__file__).resolve()
+    if where.parent.parent != SRC:
+        raise RuntimeError(f"setup.py imported xpopt from {where}, not from {SRC}")
+    return kernels.host_c_source(python_module="_hostkernels")
 
 
 def _host_extension() -> Extension:
     source = ROOT / "build" / "xpopt-host" / "_hostkernels.c"
     source.parent.mkdir(parents=True, exist_ok=True)
-    text = _kernel_specs().host_c_source(python_module="_hostkernels")
+    text = _host_c_source()
     if not source.exists() or source.read_text() != text:
         source.write_text(text)
     if sys.platform == "win32":

@@ -10,6 +10,7 @@ install has a compiler and a missing extension is a failure.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -156,3 +157,15 @@ def test_no_compiled_kernel_for_non_native_byte_order():
     for spec in kernels.SPECS.values():
         assert hostkernels.host_function(spec, swapped) is None
         assert hostkernels.host_function(spec, swapped.newbyteorder("S")) is not None
+
+
+def test_every_rule_registers_its_spec_in_order():
+    """Each rule's module registers its spec (beside its NumPy twin) in ``kernels.SPECS``, in
+    order of increasing complexity: the order of the C functions setup.py builds."""
+    from xpopt.optim import adam, gd, momentum, rmsprop  # noqa: PLC0415
+
+    assert list(kernels.SPECS) == ["xpopt_gd", "xpopt_momentum", "xpopt_rmsprop", "xpopt_adam"]
+    for module, alias in ((gd, "GD"), (momentum, "MOMENTUM"), (rmsprop, "RMSPROP"), (adam, "ADAM")):
+        assert kernels.SPECS[module.SPEC.name] is module.SPEC is getattr(kernels, alias)
+    with pytest.raises(ValueError, match="two different kernel specs"):
+        kernels.register(dataclasses.replace(gd.SPEC, operation="param = param;"))

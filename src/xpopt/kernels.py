@@ -1,8 +1,12 @@
-"""The fused GPU update rules: CuPy ``ElementwiseKernel`` specs and their lazy, cached build.
+"""The update kernels' machinery: the spec type, the registry, the CuPy build and the host build.
 
-Each spec is plain data, importable without a GPU or CuPy: the proof harness in the tests
-compiles the same ``operation`` text with nvcc for real GPU architectures and as C++ for
-the host, and checks its arithmetic against the NumPy path.
+A rule's spec (its ``operation`` text, parameters and scalars) lives in the rule's module,
+``xpopt/optim/<rule>.py``, beside its NumPy twin, and is registered in :data:`SPECS`. Specs
+are plain data, importable without a GPU or CuPy: the proof harness in the tests compiles the
+same ``operation`` text with nvcc for real GPU architectures and as C++ for the host, and
+checks its arithmetic against the NumPy path. This module builds them: as a CuPy
+``ElementwiseKernel``, lazily and cached (:func:`get_kernel`, :func:`launch`), and as C for
+the CPU (:func:`host_c_source`, compiled by setup.py into ``xpopt._hostkernels``).
 
 Conventions, in the style of CuPy's ``ElementwiseKernel``:
 
@@ -14,8 +18,8 @@ Conventions, in the style of CuPy's ``ElementwiseKernel``:
 - kernels are compiled with ``--fmad=false``: no multiply-add contraction, so every
   operation is rounded once, as NumPy rounds it, and the GPU, the host build of the same
   text and NumPy agree bit for bit (the update is memory-bound: FMA would save nothing);
-- the expressions keep the course's order of operations, so the NumPy twin in
-  ``xpopt.optim`` computes the same values.
+- the expressions keep the course's order of operations, so the rule's NumPy twin computes
+  the same values.
 
 One call updates every element given; with the network's flat buffers that is the whole
 model in one launch.
@@ -27,8 +31,8 @@ import functools
 import threading
 from dataclasses import dataclass
 
-__all__ = ["KernelSpec", "SPECS", "GD", "MOMENTUM", "RMSPROP", "ADAM", "get_kernel", "launch",
-           "HOST_TYPES", "host_c_source", "host_function_name"]
+__all__ = ["KernelSpec", "SPECS", "GD", "MOMENTUM", "RMSPROP", "ADAM", "register", "get_kernel",
+           "launch", "HOST_TYPES", "host_c_source", "host_function_name"]
 
 
 @dataclass(frozen=True)
@@ -71,54 +75,42 @@ class KernelSpec:
         return tuple(out)
 
 
-GD = KernelSpec(
-    name="xpopt_gd",
-    in_params="T grad, T lr",
-    out_params="T param",
-    operation="param = param - lr * grad;",
-    scalars=("lr",),
-)
+# The registry of every update rule's spec, by kernel name. Each rule defines its spec in
+# its own module, beside its NumPy twin (``xpopt/optim/gd.py``, ``momentum.py``,
+# ``rmsprop.py``, ``adam.py``), and registers it there; importing xpopt imports them all, in
+# that order (the order of the host build's functions).
+SPECS: dict[str, KernelSpec] = {}
 
-MOMENTUM = KernelSpec(
-    name="xpopt_momentum",
-    in_params="T grad, T lr, T beta, T one_minus_beta",
-    out_params="T param, T v",
-    operation=(
-        "v = beta * v + one_minus_beta * grad;\n"
-        "param = param - lr * v;"
-    ),
-    scalars=("lr", "beta", "one_minus_beta"),
-)
+# The rules' specs by their old names here (``xpopt.kernels.ADAM``, ...): aliases of the
+# registry's entries, looked up when asked for.
+_BY_NAME = {"GD": "xpopt_gd", "MOMENTUM": "xpopt_momentum", "RMSPROP": "xpopt_rmsprop",
+            "ADAM": "xpopt_adam"}
 
-RMSPROP = KernelSpec(
-    name="xpopt_rmsprop",
-    in_params="T grad, T lr, T beta2, T one_minus_beta2, T eps",
-    out_params="T param, T s",
-    operation=(
-        "s = beta2 * s + one_minus_beta2 * (grad * grad);\n"
-        "param = param - lr * grad / (sqrt(s) + eps);"
-    ),
-    scalars=("lr", "beta2", "one_minus_beta2", "eps"),
-)
 
-ADAM = KernelSpec(
-    name="xpopt_adam",
-    in_params=(
-        "T grad, T lr, T beta1, T one_minus_beta1, T beta2, T one_minus_beta2, "
-        "T bias1, T bias2, T eps"
-    ),
-    out_params="T param, T v, T s",
-    operation=(
-        "v = beta1 * v + one_minus_beta1 * grad;\n"
-        "s = beta2 * s + one_minus_beta2 * (grad * grad);\n"
-        "const T v_corrected = v / bias1;\n"
-        "const T s_corrected = s / bias2;\n"
-        "param = param - lr * v_corrected / (sqrt(s_corrected) + eps);"
-    ),
-    scalars=("lr", "beta1", "one_minus_beta1", "beta2", "one_minus_beta2", "bias1", "bias2", "eps"),
-)
+def register(spec: KernelSpec) -> KernelSpec:
+    """Add ``spec`` to :data:`SPECS` (a rule module does, once, at import); returns it."""
+    known = SPECS.setdefault(spec.name, spec)
+    if known != spec:
+        raise ValueError(f"two different kernel specs are named {spec.name!r}")
+    return spec
 
-SPECS: dict[str, KernelSpec] = {spec.name: spec for spec in (GD, MOMENTUM, RMSPROP, ADAM)}
+
+def _registered() -> dict[str, KernelSpec]:
+    """:data:`SPECS`, with every rule registered (importing xpopt has done it already)."""
+    from . import optim  # noqa: F401, PLC0415 (the rule modules register their specs)
+
+    return SPECS
+
+
+def __getattr__(name: str) -> KernelSpec:
+    if name in _BY_NAME:
+        return _registered()[_BY_NAME[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_BY_NAME})
+
 
 _cache: dict[str, tuple] = {}  # spec name -> (cupy module, its ElementwiseKernel)
 _cache_lock = threading.Lock()
@@ -181,8 +173,7 @@ def host_c_source(specs=None, *, python_module: str | None = None) -> str:
     ``n`` elements with CuPy's binding (inputs and scalars by value, outputs read, then
     written back). ``<tgmath.h>`` makes ``sqrt`` the float square root for ``float``, as
     CUDA's overloads do. Compiled without contraction (``-ffp-contract=off``) each
-    operation is rounded once, as NumPy rounds it. Pure Python: setup.py calls it at build
-    time, before NumPy is importable.
+    operation is rounded once, as NumPy rounds it. setup.py calls it at build time.
 
     Parameters
     ----------
@@ -192,7 +183,7 @@ def host_c_source(specs=None, *, python_module: str | None = None) -> str:
         Also emit an empty CPython extension module of this (last-component) name, so that
         setuptools can build and install the file; its functions are called through ctypes.
     """
-    specs = list(SPECS.values()) if specs is None else list(specs)
+    specs = list(_registered().values()) if specs is None else list(specs)
     out = []
     if python_module:
         out += ["#define PY_SSIZE_T_CLEAN", "#include <Python.h>"]

@@ -1,5 +1,8 @@
 """Update rules (GD, momentum, RMSprop, Adam) and learning-rate schedules."""
 
+# The rules in order of increasing complexity: the order their kernel specs are registered
+# in xpopt.kernels.SPECS (and built for the CPU).
+from . import gd, momentum, rmsprop, adam  # noqa: F401, I001
 from .adam import Adam, initialize_adam, update_parameters_with_adam
 from .base import Optimizer, OptimizerState
 from .gd import GD, update_parameters_with_gd

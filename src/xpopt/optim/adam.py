@@ -7,17 +7,34 @@
 
 from __future__ import annotations
 
-from .. import kernels
+from ..kernels import KernelSpec, register
 from ..backend import get_xp
 from .base import (Optimizer, apply_update, check_beta, check_epsilon, check_learning_rate,
                    check_step, hyperparameter, zeros_state)
 
-SPEC = kernels.ADAM
+# The rule, twice: the CUDA kernel (also compiled for the CPU) and its NumPy twin, the same
+# operations in the same order on the same names.
+SPEC = register(KernelSpec(
+    name="xpopt_adam",
+    in_params=(
+        "T grad, T lr, T beta1, T one_minus_beta1, T beta2, T one_minus_beta2, "
+        "T bias1, T bias2, T eps"
+    ),
+    out_params="T param, T v, T s",
+    operation=(
+        "v = beta1 * v + one_minus_beta1 * grad;\n"
+        "s = beta2 * s + one_minus_beta2 * (grad * grad);\n"
+        "const T v_corrected = v / bias1;\n"
+        "const T s_corrected = s / bias2;\n"
+        "param = param - lr * v_corrected / (sqrt(s_corrected) + eps);"
+    ),
+    scalars=("lr", "beta1", "one_minus_beta1", "beta2", "one_minus_beta2", "bias1", "bias2", "eps"),
+))
 
 
 def adam_rule(xp, param, grad, v, s, a, b, *, lr, beta1, one_minus_beta1, beta2,
               one_minus_beta2, bias1, bias2, eps):
-    """NumPy twin of :data:`xpopt.kernels.ADAM`, in place (``a``, ``b``: scratch)."""
+    """NumPy twin of :data:`SPEC`, in place (``a``, ``b``: scratch)."""
     xp.multiply(v, beta1, out=v)
     xp.multiply(grad, one_minus_beta1, out=a)
     xp.add(v, a, out=v)

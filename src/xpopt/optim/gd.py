@@ -6,14 +6,22 @@ to the training loop; the update is the same.
 
 from __future__ import annotations
 
-from .. import kernels
+from ..kernels import KernelSpec, register
 from .base import Optimizer, apply_update, check_learning_rate
 
-SPEC = kernels.GD
+# The rule, twice: the CUDA kernel (also compiled for the CPU) and its NumPy twin, the same
+# operations in the same order on the same names.
+SPEC = register(KernelSpec(
+    name="xpopt_gd",
+    in_params="T grad, T lr",
+    out_params="T param",
+    operation="param = param - lr * grad;",
+    scalars=("lr",),
+))
 
 
 def gd_rule(xp, param, grad, a, b, *, lr):
-    """NumPy twin of :data:`xpopt.kernels.GD`, in place (``a``, ``b``: scratch)."""
+    """NumPy twin of :data:`SPEC`, in place (``a``, ``b``: scratch)."""
     xp.multiply(grad, lr, out=a)
     xp.subtract(param, a, out=param)
 

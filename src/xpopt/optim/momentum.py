@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from .. import kernels
+from ..kernels import KernelSpec, register
 from .base import (Optimizer, apply_update, check_beta, check_learning_rate, hyperparameter,
                    zeros_state)
 
-SPEC = kernels.MOMENTUM
+# The rule, twice: the CUDA kernel (also compiled for the CPU) and its NumPy twin, the same
+# operations in the same order on the same names.
+SPEC = register(KernelSpec(
+    name="xpopt_momentum",
+    in_params="T grad, T lr, T beta, T one_minus_beta",
+    out_params="T param, T v",
+    operation=(
+        "v = beta * v + one_minus_beta * grad;\n"
+        "param = param - lr * v;"
+    ),
+    scalars=("lr", "beta", "one_minus_beta"),
+))
 
 
 def momentum_rule(xp, param, grad, v, a, b, *, lr, beta, one_minus_beta):
-    """NumPy twin of :data:`xpopt.kernels.MOMENTUM`, in place (``a``, ``b``: scratch)."""
+    """NumPy twin of :data:`SPEC`, in place (``a``, ``b``: scratch)."""
     xp.multiply(v, beta, out=v)
     xp.multiply(grad, one_minus_beta, out=a)
     xp.add(v, a, out=v)

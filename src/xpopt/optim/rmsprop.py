@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from .. import kernels
+from ..kernels import KernelSpec, register
 from .base import (Optimizer, apply_update, check_beta, check_epsilon, check_learning_rate,
                    hyperparameter, zeros_state)
 
-SPEC = kernels.RMSPROP
+# The rule, twice: the CUDA kernel (also compiled for the CPU) and its NumPy twin, the same
+# operations in the same order on the same names.
+SPEC = register(KernelSpec(
+    name="xpopt_rmsprop",
+    in_params="T grad, T lr, T beta2, T one_minus_beta2, T eps",
+    out_params="T param, T s",
+    operation=(
+        "s = beta2 * s + one_minus_beta2 * (grad * grad);\n"
+        "param = param - lr * grad / (sqrt(s) + eps);"
+    ),
+    scalars=("lr", "beta2", "one_minus_beta2", "eps"),
+))
 
 
 def rmsprop_rule(xp, param, grad, s, a, b, *, lr, beta2, one_minus_beta2, eps):
-    """NumPy twin of :data:`xpopt.kernels.RMSPROP`, in place (``a``, ``b``: scratch)."""
+    """NumPy twin of :data:`SPEC`, in place (``a``, ``b``: scratch)."""
     xp.multiply(s, beta2, out=s)
     xp.multiply(grad, grad, out=a)
     xp.multiply(a, one_minus_beta2, out=a)
