@@ -1,4 +1,4 @@
-"""A checkpoint's files: temporary files next to it, removed when stale; the writable check."""
+"""A checkpoint's files: the atomic write, temporary files removed when stale, the writable check."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import os
 import re
 import secrets
 import time
+
+import numpy
 
 from .format import CheckpointError
 
@@ -67,3 +69,22 @@ def check_writable(path) -> str:
     os.close(fd)
     os.unlink(tmp)
     return path
+
+
+def write_npz_atomically(path, arrays: dict) -> None:
+    """``numpy.savez(path, **arrays)``, atomically: into a temporary file in the same folder,
+    flushed to disk, then renamed over ``path``. Interrupted or refused, it leaves ``path``
+    and the folder as they were (stale temporaries of killed saves are removed after)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = _create_temp(folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            numpy.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _remove_stale_temps(folder)

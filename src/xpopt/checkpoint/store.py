@@ -8,7 +8,7 @@ import os
 import numpy
 
 from ..backend import get_xp
-from .files import _create_temp, _remove_stale_temps
+from .files import write_npz_atomically
 from .format import FORMAT, OLD_FORMATS, CheckpointError, check_arrays, check_meta
 from .keys import _by_key, _host_by_key, _run_layout
 from .saved import Checkpoint
@@ -66,19 +66,7 @@ def save(path, *, parameters: dict, state, epoch: int, seed: int, learning_rate:
     check_meta(path, meta)
     check_arrays(path, meta, arrays)
     arrays["meta"] = numpy.array(json.dumps(meta))
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = _create_temp(folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            numpy.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _remove_stale_temps(folder)
+    write_npz_atomically(path, arrays)
 
 
 def load(path) -> Checkpoint:
