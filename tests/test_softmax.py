@@ -211,3 +211,35 @@ def test_on_the_device_only_the_validation_boolean_is_read(standin):
         S.forward_propagation(X, params)
         S.one_hot(Y, 4, checked=True)
     assert counts.d2h == 0 and counts.h2d == 0
+
+
+# --------------------------------------------------------------------- training data
+def test_check_dataset_accepts_the_label_forms_with_one_read(xp):
+    X = xp.asarray(numpy.random.RandomState(0).rand(5, 4))
+    forms = (numpy.array([[0, 1, 2, 1]]), numpy.array([0, 1, 2, 1]), numpy.eye(3)[:, [0, 1, 2, 1]])
+    for Y in forms:
+        assert S.check_dataset(X, xp.asarray(Y), 3) == 4
+
+
+@pytest.mark.parametrize("X, Y, error, match", [
+    (numpy.full((5, 4), numpy.nan), numpy.array([[0, 1, 2, 1]]), ValueError, "X is not finite"),
+    (numpy.ones((5, 4), numpy.int64), numpy.array([[0, 1, 2, 1]]), TypeError, "floating"),
+    (numpy.ones((5, 4)), numpy.array([[0, 1, 2]]), ValueError, "examples"),
+    (numpy.ones((5, 4)), numpy.array([[0, 1, 5, 1]]), ValueError, "in 0..2"),
+    (numpy.ones((5, 4)), numpy.ones((2, 4)), ValueError, "shape"),
+    (numpy.ones((5, 4)).astype(">f8"), numpy.array([[0, 1, 2, 1]]), TypeError, "byte order"),
+])
+def test_check_dataset_refuses(xp, X, Y, error, match):
+    if xp is not numpy and X.dtype.isnative:
+        X, Y = xp.asarray(X), xp.asarray(Y)
+    with pytest.raises(error, match=match):
+        S.check_dataset(X, Y, 3)
+
+
+@pytest.mark.gpu
+def test_check_dataset_reads_one_boolean(standin):
+    X = standin.asarray(numpy.random.RandomState(0).rand(5, 4))
+    Y = standin.asarray(numpy.array([[0, 1, 2, 1]]))
+    with standin.counting() as counts:
+        S.check_dataset(X, Y, 3)
+    assert counts.d2h == 1 and counts.h2d == 0

@@ -26,8 +26,9 @@ import numpy
 
 from .backend import get_xp, to_host
 
-__all__ = ["backward_propagation", "check_labels", "class_labels", "forward_propagation",
-           "one_hot", "predict_classes", "softmax", "softmax_cost"]
+__all__ = ["backward_propagation", "check_dataset", "check_labels", "class_labels",
+           "forward_propagation", "one_hot", "predict_classes", "softmax", "softmax_cost",
+           "softmax_output_gradient"]
 
 
 # ------------------------------------------------------------------------ the activation
@@ -119,15 +120,31 @@ def check_labels(Y, num_classes: int, m: int | None = None) -> str:
         A shape that is neither form, another number of examples, NaN or infinity, a
         non-integer or out-of-range class, a one-hot column that is not a single 1.
     """
-    C = num_classes
-    form = _label_form(Y, C, m)
+    form = _label_form(Y, num_classes, m)
+    if bool(_labels_ok(Y, num_classes, form)):  # the one read
+        return form
+    _explain_labels(Y, num_classes, form)
+    return form  # not reached: _explain_labels raises
+
+
+def _labels_ok(Y, C: int, form: str):
+    """A device boolean: the labels of this form are valid (nothing is read)."""
     xp = get_xp(Y)
     if form == "classes":
         ok = (Y >= 0) & (Y < C)
         if Y.dtype.kind == "f":
             ok &= xp.floor(Y) == Y  # NaN compares False: refused here too
-        if bool(ok.all()):  # the one read
-            return form
+        return ok.all()
+    return ((Y == 0) | (Y == 1)).all() & (xp.sum(Y, axis=0) == 1).all()
+
+
+def _explain_labels(Y, C: int, form: str) -> None:
+    """Raise the ValueError naming what is wrong with labels that failed :func:`_labels_ok`."""
+    xp = get_xp(Y)
+    if form == "classes":
+        ok = (Y >= 0) & (Y < C)
+        if Y.dtype.kind == "f":
+            ok &= xp.floor(Y) == Y
         if Y.dtype.kind == "f" and not bool(xp.isfinite(Y).all()):
             raise ValueError("Y is not finite: class labels must be integers 0..C-1, got NaN "
                              "or infinity")
@@ -139,9 +156,6 @@ def check_labels(Y, num_classes: int, m: int | None = None) -> str:
         raise ValueError(f"class labels must be in 0..{C - 1} for {C} output units, got "
                          f"{bad.size} outside, e.g. {shown}")
     binary = (Y == 0) | (Y == 1)
-    sums_one = xp.sum(Y, axis=0) == 1
-    if bool(binary.all() & sums_one.all()):  # the one read
-        return form
     if Y.dtype.kind == "f" and not bool(xp.isfinite(Y).all()):
         raise ValueError("Y is not finite: one-hot labels must be 0 or 1, got NaN or infinity")
     if not bool(binary.all()):
@@ -152,6 +166,41 @@ def check_labels(Y, num_classes: int, m: int | None = None) -> str:
     raise ValueError(f"one-hot labels must have exactly one 1 per column (example); "
                      f"{bad.size} column(s) do not, e.g. columns {bad[:5].tolist()} sum to "
                      f"{columns[bad[:5]].tolist()}")
+
+
+def check_dataset(X, Y, num_classes: int) -> int:
+    """Refuse training data for a softmax over ``num_classes`` outputs; returns ``m``.
+
+    ``X`` (n_x, m) floating point, native byte order, finite; ``Y`` class labels (1, m) or
+    (m,) or one-hot labels (C, m) as :func:`check_labels` accepts them; one module (NumPy or
+    CuPy). One pass on the data's device and ONE boolean read back (the details of a fault
+    are computed only to name it). :func:`xpopt.train` calls this before it touches an array.
+    """
+    for name, a in (("X", X), ("Y", Y)):
+        if a is None or not hasattr(a, "ndim") or not hasattr(a, "dtype"):
+            raise TypeError(f"{name} must be an array, got {type(a).__name__}")
+    xp = get_xp(X, Y)  # TypeError naming both when NumPy and CuPy are mixed
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D with examples as columns, got shape {X.shape}")
+    m = X.shape[1]
+    if m == 0:
+        raise ValueError("X has no examples (zero columns)")
+    form = _label_form(Y, num_classes, m)
+    if X.dtype.kind != "f":
+        raise TypeError(f"X must be floating point (float64 or float32), got {X.dtype}")
+    for name, a in (("X", X), ("Y", Y)):
+        if not a.dtype.isnative:
+            raise TypeError(f"{name} has a non-native byte order ({a.dtype.str}); convert it "
+                            f"with {name}.astype({name}.dtype.newbyteorder('='))")
+    finite_X = xp.isfinite(X).all()
+    labels_ok = _labels_ok(Y, num_classes, form)
+    if bool(finite_X & labels_ok):  # the one read
+        return m
+    if not bool(finite_X):
+        bad = int(xp.count_nonzero(~xp.isfinite(X)))
+        raise ValueError(f"X is not finite: {bad} NaN or infinite value(s)")
+    _explain_labels(Y, num_classes, form)
+    return m  # not reached
 
 
 def one_hot(Y, num_classes: int, dtype=None, *, checked: bool = False):
