@@ -27,10 +27,11 @@ BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
 def _code(page: str) -> str:
-    return "\n".join(BLOCK.findall((DOCS / page).read_text(encoding="utf-8")))
+    path = ROOT / page if page == "README.md" else DOCS / page
+    return "\n".join(BLOCK.findall(path.read_text(encoding="utf-8")))
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", [*PAGES, "README.md"])
 def test_the_pages_code_runs(page, tmp_path):
     code = _code(page)
     assert code.strip(), f"docs/{page} has no ```python block"
