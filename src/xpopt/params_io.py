@@ -25,7 +25,7 @@ import numpy
 from .backend import get_xp, to_device
 from .checkpoint import CheckpointError
 from .checkpoint import load as _load_checkpoint
-from .checkpoint.files import _create_temp, _remove_stale_temps
+from .checkpoint.files import write_npz_atomically
 from .checkpoint.format import FORMAT as CHECKPOINT_FORMAT
 from .checkpoint.format import _dtype_ok, _layout_ok
 from .checkpoint.keys import _by_key, _host_by_key, _run_layout
@@ -89,19 +89,7 @@ def save_parameters(path, parameters: dict) -> None:
         host[key] = flat[at:at + n].reshape(shape)
         at += n
     host[META] = numpy.array(json.dumps(meta))
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = _create_temp(folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            numpy.savez(f, **host)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _remove_stale_temps(folder)
+    write_npz_atomically(path, host)
 
 
 def load_parameters(path, *, layer_dims=None, dtype=None, backend: str | None = None) -> FlatDict:
