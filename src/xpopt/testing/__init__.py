@@ -32,9 +32,15 @@ memory pool (each new array is one counted allocation); ``ElementwiseKernel`` te
 CUDA-only functions (``__expf``, ``atomicAdd``, ...) does not compile on the host.
 """
 
-from ._counters import CounterSnapshot, Counters
+from ._counters import Counters, CounterSnapshot
 from ._hostbuild import flush_subnormals, ftz_mode
 from ._module import cupy_standin, is_standin
 
-__all__ = ["CounterSnapshot", "Counters", "cupy_standin", "flush_subnormals", "ftz_mode",
-           "is_standin"]
+__all__ = [
+    "CounterSnapshot",
+    "Counters",
+    "cupy_standin",
+    "flush_subnormals",
+    "ftz_mode",
+    "is_standin",
+]

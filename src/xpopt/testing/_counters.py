@@ -5,8 +5,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-from collections.abc import Mapping
-from typing import Iterator
+from collections.abc import Iterator, Mapping
+
 
 class LaunchCounts(Mapping):
     """A read-only ``Counter`` of launches by kernel name: a missing name counts 0."""
@@ -35,8 +35,16 @@ class LaunchCounts(Mapping):
         return f"LaunchCounts({self._d})"
 
 
-_FIELDS = ("launches", "allocations", "allocated_bytes", "h2d", "h2d_bytes", "d2h",
-           "d2h_bytes", "syncs")
+_FIELDS = (
+    "launches",
+    "allocations",
+    "allocated_bytes",
+    "h2d",
+    "h2d_bytes",
+    "d2h",
+    "d2h_bytes",
+    "syncs",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,15 +77,27 @@ class CounterSnapshot:
     d2h_bytes: int = 0
     syncs: int = 0
 
-    def __sub__(self, other: "CounterSnapshot") -> "CounterSnapshot":
+    def __sub__(self, other: CounterSnapshot) -> CounterSnapshot:
         names = collections.Counter(self.kernel_launches)
         names.subtract(other.kernel_launches)
-        return CounterSnapshot(kernel_launches=LaunchCounts(names),
-                               **{f: getattr(self, f) - getattr(other, f) for f in _FIELDS})
+        return CounterSnapshot(
+            kernel_launches=LaunchCounts(names),
+            **{f: getattr(self, f) - getattr(other, f) for f in _FIELDS},
+        )
 
 
 class Counters:
     """Live counts of one stand-in module (``cp.counters``); integers, plus a Counter by name."""
+
+    # set by reset() (one per name in _FIELDS)
+    launches: int
+    allocations: int
+    allocated_bytes: int
+    h2d: int
+    h2d_bytes: int
+    d2h: int
+    d2h_bytes: int
+    syncs: int
 
     def __init__(self) -> None:
         self.reset()
@@ -90,8 +110,10 @@ class Counters:
 
     def snapshot(self) -> CounterSnapshot:
         """A plain immutable copy of the current counts."""
-        return CounterSnapshot(kernel_launches=LaunchCounts(self.kernel_launches),
-                               **{f: getattr(self, f) for f in _FIELDS})
+        return CounterSnapshot(
+            kernel_launches=LaunchCounts(self.kernel_launches),
+            **{f: getattr(self, f) for f in _FIELDS},
+        )
 
     # The stand-in calls these; they are the only writers.
     def launch(self, name: str) -> None:
@@ -134,7 +156,9 @@ class Counting:
     def __getattr__(self, name: str):
         if name.startswith("_"):
             raise AttributeError(name)
-        result = self._result if self._result is not None else self._counters.snapshot() - self._start
+        result = (
+            self._result if self._result is not None else self._counters.snapshot() - self._start
+        )
         return getattr(result, name)
 
     def snapshot(self) -> CounterSnapshot:

@@ -34,13 +34,19 @@ def install(ns: dict, cls) -> None:
     # ----------------------------------------------------------------- creation
     def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0):
         if isinstance(obj, cls):
-            if not copy and (dtype is None or numpy.dtype(dtype) == obj.dtype) and obj.ndim >= ndmin:
+            if (
+                not copy
+                and (dtype is None or numpy.dtype(dtype) == obj.dtype)
+                and obj.ndim >= ndmin
+            ):
                 return obj
             with U.for_cast(obj.dtype, dtype or obj.dtype):
                 a = numpy.array(obj._a, dtype=dtype, order=order, ndmin=ndmin, copy=True)
             return new(a, "copy")
         if isinstance(obj, (list, tuple)) and any(isinstance(x, cls) for x in obj):
-            raise NotImplementedError("the stand-in does not build arrays from lists of device arrays")
+            raise NotImplementedError(
+                "the stand-in does not build arrays from lists of device arrays"
+            )
         return from_host(obj, dtype, order, ndmin)
 
     def asarray(a, dtype=None, order=None):
@@ -74,15 +80,26 @@ def install(ns: dict, cls) -> None:
         a = array_in(a)
         return fn(a.shape if shape is None else shape, *extra, dtype=dtype or a.dtype)
 
-    ns["empty_like"] = lambda a, dtype=None, order="K", subok=None, shape=None: _like(empty, a, dtype, shape)
-    ns["zeros_like"] = lambda a, dtype=None, order="K", subok=None, shape=None: _like(zeros, a, dtype, shape)
-    ns["ones_like"] = lambda a, dtype=None, order="K", subok=None, shape=None: _like(ones, a, dtype, shape)
-    ns["full_like"] = (lambda a, fill_value, dtype=None, order="K", subok=None, shape=None:
-                       _like(full, a, dtype, shape, fill_value))
+    ns["empty_like"] = lambda a, dtype=None, order="K", subok=None, shape=None: _like(
+        empty, a, dtype, shape
+    )
+    ns["zeros_like"] = lambda a, dtype=None, order="K", subok=None, shape=None: _like(
+        zeros, a, dtype, shape
+    )
+    ns["ones_like"] = lambda a, dtype=None, order="K", subok=None, shape=None: _like(
+        ones, a, dtype, shape
+    )
+    ns["full_like"] = lambda a, fill_value, dtype=None, order="K", subok=None, shape=None: _like(
+        full, a, dtype, shape, fill_value
+    )
 
     def arange(start, stop=None, step=1, dtype=None):
-        return new(numpy.arange(start, stop, step, dtype=dtype) if stop is not None
-                   else numpy.arange(start, step=step, dtype=dtype), "arange")
+        return new(
+            numpy.arange(start, stop, step, dtype=dtype)
+            if stop is not None
+            else numpy.arange(start, step=step, dtype=dtype),
+            "arange",
+        )
 
     def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
         r = numpy.linspace(start, stop, num, endpoint, retstep, dtype, axis)
@@ -139,12 +156,14 @@ def install(ns: dict, cls) -> None:
         return tuple(new(numpy.asarray(x)) for x in r) if isinstance(r, tuple) else new(r)
 
     def count_nonzero(a, axis=None):
-        return U.call_reduction(cls, "count_nonzero",
-                                lambda x, keepdims, **k: numpy.count_nonzero(x, **k), a, axis=axis)
+        return U.call_reduction(
+            cls, "count_nonzero", lambda x, keepdims, **k: numpy.count_nonzero(x, **k), a, axis=axis
+        )
 
     def _arg(name, fn):
         return lambda a, axis=None, out=None, keepdims=False: U.call_reduction(
-            cls, name, fn, a, axis, None, out, keepdims)
+            cls, name, fn, a, axis, None, out, keepdims
+        )
 
     argmax, argmin = _arg("argmax", numpy.argmax), _arg("argmin", numpy.argmin)
 
@@ -214,26 +233,42 @@ def install(ns: dict, cls) -> None:
     def _reduction(name, fn, with_dtype=True):
         if with_dtype:
             return lambda a, axis=None, dtype=None, out=None, keepdims=False: U.call_reduction(
-                cls, name, fn, a, axis, dtype, out, keepdims)
+                cls, name, fn, a, axis, dtype, out, keepdims
+            )
         return lambda a, axis=None, out=None, keepdims=False: U.call_reduction(
-            cls, name, fn, a, axis, None, out, keepdims)
+            cls, name, fn, a, axis, None, out, keepdims
+        )
 
-    for name, fn, with_dtype in (("sum", numpy.sum, True), ("mean", numpy.mean, True),
-                                 ("prod", numpy.prod, True), ("max", numpy.max, False),
-                                 ("min", numpy.min, False), ("amax", numpy.max, False),
-                                 ("amin", numpy.min, False), ("all", numpy.all, False),
-                                 ("any", numpy.any, False)):
+    for name, fn, with_dtype in (
+        ("sum", numpy.sum, True),
+        ("mean", numpy.mean, True),
+        ("prod", numpy.prod, True),
+        ("max", numpy.max, False),
+        ("min", numpy.min, False),
+        ("amax", numpy.max, False),
+        ("amin", numpy.min, False),
+        ("all", numpy.all, False),
+        ("any", numpy.any, False),
+    ):
         ns[name] = _reduction(name, fn, with_dtype)
 
     def cumsum(a, axis=None, dtype=None, out=None):
-        return U.call_reduction(cls, "cumsum", lambda x, keepdims, **k: numpy.cumsum(x, **k),
-                                a, axis=axis, dtype=dtype, out=out)
+        return U.call_reduction(
+            cls,
+            "cumsum",
+            lambda x, keepdims, **k: numpy.cumsum(x, **k),
+            a,
+            axis=axis,
+            dtype=dtype,
+            out=out,
+        )
 
     def clip(a, a_min=None, a_max=None, out=None):
-        vals = [U.operand(cls, v) if v is not None else None for v in (a, a_min, a_max)]
+        x = U.operand(cls, a)
+        lo, hi = (U.operand(cls, v) if v is not None else None for v in (a_min, a_max))
         kw = {} if out is None else {"out": U.out_operand(cls, out)._a}
-        with U.ftz_for([vals[0].dtype]):
-            r = numpy.clip(*vals, **kw)
+        with U.ftz_for([x.dtype]):
+            r = numpy.clip(x, lo, hi, **kw)
         counters.launch("clip")
         return out if out is not None else new(numpy.asarray(r))
 
@@ -254,12 +289,45 @@ def install(ns: dict, cls) -> None:
     def result_type(*args):
         return numpy.result_type(*[x.dtype if isinstance(x, cls) else x for x in args])
 
-    public = ("array", "asarray", "asnumpy", "empty", "zeros", "ones", "full", "arange",
-              "linspace", "concatenate", "stack", "expand_dims", "reshape", "ravel", "transpose",
-              "take", "where", "copyto", "cumsum", "clip", "allclose", "array_equal",
-              "get_array_module", "result_type", "broadcast_to", "squeeze",
-              "ascontiguousarray", "vstack", "hstack", "unique", "count_nonzero", "argmax",
-              "argmin", "sort", "isclose", "shares_memory", "may_share_memory")
+    public = (
+        "array",
+        "asarray",
+        "asnumpy",
+        "empty",
+        "zeros",
+        "ones",
+        "full",
+        "arange",
+        "linspace",
+        "concatenate",
+        "stack",
+        "expand_dims",
+        "reshape",
+        "ravel",
+        "transpose",
+        "take",
+        "where",
+        "copyto",
+        "cumsum",
+        "clip",
+        "allclose",
+        "array_equal",
+        "get_array_module",
+        "result_type",
+        "broadcast_to",
+        "squeeze",
+        "ascontiguousarray",
+        "vstack",
+        "hstack",
+        "unique",
+        "count_nonzero",
+        "argmax",
+        "argmin",
+        "sort",
+        "isclose",
+        "shares_memory",
+        "may_share_memory",
+    )
     scope = locals()
     ns.update({k: scope[k] for k in public})
     for name in U.UFUNC_NAMES:

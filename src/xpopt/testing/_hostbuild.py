@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy
 
@@ -52,12 +52,14 @@ def cache_dir() -> str:
 def find_compiler() -> str:
     """The C++ compiler on PATH (``$CXX``, ``c++`` or ``g++``), or a clear error."""
     for name in (os.environ.get("CXX"), "c++", "g++"):
-        if name and shutil.which(name):
-            return shutil.which(name)
+        path = shutil.which(name) if name else None
+        if path:
+            return path
     raise RuntimeError(
         "xpopt.testing runs ElementwiseKernel operation text on the host and needs a C++ "
         "compiler: none of $CXX, c++, g++ was found on PATH (install g++, e.g. "
-        "apt-get install g++).")
+        "apt-get install g++)."
+    )
 
 
 def build(source: str, label: str = "kernel") -> ctypes.CDLL:
@@ -76,12 +78,14 @@ def build(source: str, label: str = "kernel") -> ctypes.CDLL:
                 f.write(source)
             tmp_so = src_path[:-4] + ".so"
             try:
-                done = subprocess.run([compiler, *CXXFLAGS, "-o", tmp_so, src_path],
-                                      capture_output=True, text=True)
+                done = subprocess.run(
+                    [compiler, *CXXFLAGS, "-o", tmp_so, src_path], capture_output=True, text=True
+                )
                 if done.returncode != 0:
                     raise RuntimeError(
                         f"xpopt.testing: the host build of {label!r} failed ({compiler}):\n"
-                        f"{done.stderr}\n--- source ---\n{source}")
+                        f"{done.stderr}\n--- source ---\n{source}"
+                    )
                 os.replace(tmp_so, target)  # atomic: other processes see all or nothing
             finally:
                 for leftover in (src_path, tmp_so):
@@ -107,7 +111,8 @@ def _mxcsr_lib():
             raise NotImplementedError(
                 "flush-to-zero emulation needs x86-64 (MXCSR); this machine is "
                 f"{platform.machine()}: float32 work would silently keep subnormals that a "
-                "GPU under CuPy flushes to zero")
+                "GPU under CuPy flushes to zero"
+            )
         lib = build(_MXCSR_SOURCE, "mxcsr")
         lib.xpopt_get_mxcsr.restype = ctypes.c_uint
         lib.xpopt_get_mxcsr.argtypes = []
@@ -154,4 +159,3 @@ def flush_subnormals(a) -> numpy.ndarray:
     sub = (out != 0) & (numpy.abs(out) < tiny)
     out[sub] = numpy.copysign(out.dtype.type(0), out[sub])
     return out
-

@@ -11,10 +11,20 @@ from __future__ import annotations
 
 import numpy
 
-_CTYPES = {"float32": "float", "float64": "double", "int8": "signed char", "int16": "short",
-           "int32": "int", "int64": "long long", "uint8": "unsigned char",
-           "uint16": "unsigned short", "uint32": "unsigned int", "uint64": "unsigned long long",
-           "bool": "bool"}
+_CTYPES = {
+    "float32": "float",
+    "float64": "double",
+    "int8": "signed char",
+    "int16": "short",
+    "int32": "int",
+    "int64": "long long",
+    "uint8": "unsigned char",
+    "uint16": "unsigned short",
+    "uint32": "unsigned int",
+    "uint64": "unsigned long long",
+    "bool": "bool",
+}
+
 
 def c_type(dtype) -> str:
     name = numpy.dtype(dtype).name
@@ -70,26 +80,40 @@ def host_source(params, kinds, type_map, operation, preamble) -> str:
     """C++ for one launch configuration: ``kinds[k]`` is "array" or "scalar" per parameter."""
     lines = [_HOST_PRELUDE]
     lines += [f"typedef {c_type(dt)} {letter};" for letter, dt in type_map.items()]
-    lines += [preamble, "",
-              'extern "C" void xpopt_standin_kernel(void* const* xpopt_args, std::ptrdiff_t xpopt_n,',
-              "                                     int xpopt_ftz, const std::ptrdiff_t* xpopt_sizes) {",
-              "#ifdef XPOPT_X86",
-              "  const unsigned xpopt_mxcsr = _mm_getcsr();",
-              "  if (xpopt_ftz) _mm_setcsr(xpopt_mxcsr | 0x8040u);  // FTZ + DAZ, as -ftz=true",
-              "#endif"]
+    lines += [
+        preamble,
+        "",
+        'extern "C" void xpopt_standin_kernel(void* const* xpopt_args, std::ptrdiff_t xpopt_n,',
+        "                                     int xpopt_ftz, const std::ptrdiff_t* xpopt_sizes) {",
+        "#ifdef XPOPT_X86",
+        "  const unsigned xpopt_mxcsr = _mm_getcsr();",
+        "  if (xpopt_ftz) _mm_setcsr(xpopt_mxcsr | 0x8040u);  // FTZ + DAZ, as -ftz=true",
+        "#endif",
+    ]
     per_element = []
-    for k, (p, kind) in enumerate(zip(params, kinds)):
+    for k, (p, kind) in enumerate(zip(params, kinds, strict=True)):
         const = "const " if p.is_const else ""
         if kind == "scalar":
             lines.append(f"  const {p.ctype} {p.name} = *(const {p.ctype}*)xpopt_args[{k}];")
         elif p.raw:
-            lines.append(f"  {const}XpoptRaw<{p.ctype}> {p.name} = "
-                         f"{{({p.ctype}*)xpopt_args[{k}], xpopt_sizes[{k}]}};")
+            lines.append(
+                f"  {const}XpoptRaw<{p.ctype}> {p.name} = "
+                f"{{({p.ctype}*)xpopt_args[{k}], xpopt_sizes[{k}]}};"
+            )
         else:
             lines.append(f"  {p.ctype}* _raw_{p.name} = ({p.ctype}*)xpopt_args[{k}];")
             per_element.append(f"    {const}{p.ctype} &{p.name} = _raw_{p.name}[i];")
-    lines += ["  XpoptIndexer _ind; _ind.n = xpopt_n;",
-              "  for (std::ptrdiff_t i = 0; i < xpopt_n; ++i) {",
-              "    _ind.k = i;", *per_element, operation + ";", "  }",
-              "#ifdef XPOPT_X86", "  _mm_setcsr(xpopt_mxcsr);", "#endif", "}", ""]
+    lines += [
+        "  XpoptIndexer _ind; _ind.n = xpopt_n;",
+        "  for (std::ptrdiff_t i = 0; i < xpopt_n; ++i) {",
+        "    _ind.k = i;",
+        *per_element,
+        operation + ";",
+        "  }",
+        "#ifdef XPOPT_X86",
+        "  _mm_setcsr(xpopt_mxcsr);",
+        "#endif",
+        "}",
+        "",
+    ]
     return "\n".join(lines)

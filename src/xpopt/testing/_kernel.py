@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import ctypes
 import re
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy
 
 from . import _ufuncs as U
 from ._hostbuild import build, is_x86_64
 from ._hostsource import c_type, host_source
+
+if TYPE_CHECKING:
+    from ._module import _State
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z_0-9]*$")
 
@@ -53,8 +57,10 @@ class ParamInfo:
                 raise Exception(f'Unknown keyword "{word}"')
 
     def __repr__(self) -> str:
-        return (f"ParamInfo(name={self.name!r}, dtype={self.dtype!r}, ctype={self.ctype!r}, "
-                f"raw={self.raw}, is_const={self.is_const})")
+        return (
+            f"ParamInfo(name={self.name!r}, dtype={self.dtype!r}, ctype={self.ctype!r}, "
+            f"raw={self.raw}, is_const={self.is_const})"
+        )
 
 
 def parse_params(text: str, is_const: bool) -> tuple:
@@ -65,8 +71,10 @@ class UndeducedTypeError(KeyError):
     """A type placeholder used only by scalars (CuPy raises ``KeyError`` with its letter)."""
 
     def __str__(self) -> str:
-        return (f"{self.args[0]!r}: the type placeholder {self.args[0]} is used only by scalar "
-                "arguments and cannot be deduced (CuPy deduces placeholders from arrays only)")
+        return (
+            f"{self.args[0]!r}: the type placeholder {self.args[0]} is used only by scalar "
+            "arguments and cannot be deduced (CuPy deduces placeholders from arrays only)"
+        )
 
 
 def decide_types(in_params, out_params, in_dtypes, out_dtypes):
@@ -79,16 +87,19 @@ def decide_types(in_params, out_params, in_dtypes, out_dtypes):
                 raise TypeError(f"Type is mismatched. {p.name} {numpy.dtype(a)} {p.dtype}")
         elif p.ctype in found:
             if numpy.dtype(found[p.ctype]) != numpy.dtype(a):
-                raise TypeError(f"Type is mismatched. {p.name} {numpy.dtype(a)} "
-                                f"{numpy.dtype(found[p.ctype])} {p.ctype}")
+                raise TypeError(
+                    f"Type is mismatched. {p.name} {numpy.dtype(a)} "
+                    f"{numpy.dtype(found[p.ctype])} {p.ctype}"
+                )
         else:
             found[p.ctype] = numpy.dtype(a)
 
-    for p, a in zip(out_params, out_dtypes):
+    # no outputs passed (out_dtypes empty): they are allocated after the deduction
+    for p, a in zip(out_params, out_dtypes, strict=False):
         if a is None:
             raise TypeError("Output arguments must be cupy.ndarray")
         take(p, a)
-    for p, a in zip(in_params, in_dtypes):
+    for p, a in zip(in_params, in_dtypes, strict=True):
         if a is not None:
             take(p, a)
 
@@ -99,8 +110,11 @@ def decide_types(in_params, out_params, in_dtypes, out_dtypes):
             raise UndeducedTypeError(p.ctype)
         return found[p.ctype]
 
-    return (tuple(resolve(p) for p in in_params), tuple(resolve(p) for p in out_params),
-            dict(sorted(found.items())))
+    return (
+        tuple(resolve(p) for p in in_params),
+        tuple(resolve(p) for p in out_params),
+        dict(sorted(found.items())),
+    )
 
 
 class ElementwiseKernel:
@@ -117,11 +131,23 @@ class ElementwiseKernel:
         The parsed parameter lists.
     """
 
-    _state = None  # set on each module's subclass
+    _state: ClassVar[_State]  # set on each module's subclass
 
-    def __init__(self, in_params, out_params, operation, name="kernel", reduce_dims=True,
-                 preamble="", no_return=False, return_tuple=False, loop_prep="",
-                 after_loop="", options=(), **kwargs):
+    def __init__(
+        self,
+        in_params,
+        out_params,
+        operation,
+        name="kernel",
+        reduce_dims=True,
+        preamble="",
+        no_return=False,
+        return_tuple=False,
+        loop_prep="",
+        after_loop="",
+        options=(),
+        **kwargs,
+    ):
         if not _NAME.match(name):
             raise ValueError(f'Invalid kernel name: "{name}"')
         self.in_params, self.out_params, self.operation = in_params, out_params, operation
@@ -141,8 +167,10 @@ class ElementwiseKernel:
         self._state.kernels_built.append(self)
 
     def __repr__(self) -> str:
-        return (f"<stand-in ElementwiseKernel {self.name!r}: ({self.in_params}) -> "
-                f"({self.out_params}), options={self.options}>")
+        return (
+            f"<stand-in ElementwiseKernel {self.name!r}: ({self.in_params}) -> "
+            f"({self.out_params}), options={self.options}>"
+        )
 
     def __call__(self, *args, size=-1, stream=None, block_size=128, **kwargs):
         if kwargs:
@@ -150,30 +178,43 @@ class ElementwiseKernel:
         if block_size <= 0:
             raise ValueError("block_size must be greater than zero")
         if len(args) not in (self.nin, self.nargs):
-            raise TypeError(f"Wrong number of arguments for {self.name!r}. It must be either "
-                            f"{self.nin} or {self.nargs} (with outputs), but given {len(args)}.")
+            raise TypeError(
+                f"Wrong number of arguments for {self.name!r}. It must be either "
+                f"{self.nin} or {self.nargs} (with outputs), but given {len(args)}."
+            )
         state = self._state
         cls = state.module.ndarray
         for a in args:  # CuPy wraps every non-array into a scalar, refusing the rest
-            if not isinstance(a, cls) and not (type(a) in U._PY_SCALARS or isinstance(a, numpy.generic)):
+            if not isinstance(a, cls) and not (
+                type(a) in U._PY_SCALARS or isinstance(a, numpy.generic)
+            ):
                 raise U.unsupported(a)
         params = self.params_in + self.params_out
-        in_args, out_args = list(args[:self.nin]), list(args[self.nin:])
-        nonraw = [a._a.shape for a, p in zip(args, params) if isinstance(a, cls) and not p.raw]
+        in_args, out_args = list(args[: self.nin]), list(args[self.nin :])
+        # args may stop at the inputs (outputs not passed): zip stops there too
+        nonraw = [
+            a._a.shape
+            for a, p in zip(args, params, strict=False)
+            if isinstance(a, cls) and not p.raw
+        ]
         if size != -1:
             if nonraw:
-                raise ValueError("Specified 'size' can be used only if all of the ndarray are 'raw'.")
+                raise ValueError(
+                    "Specified 'size' can be used only if all of the ndarray are 'raw'."
+                )
             shape = (int(size),)
         elif not nonraw:
             raise ValueError("Loop size is undecided.")
         else:
             shape = numpy.broadcast_shapes(*nonraw)
         in_types, out_types, type_map = decide_types(
-            self.params_in, self.params_out,
+            self.params_in,
+            self.params_out,
             [a.dtype if isinstance(a, cls) else None for a in in_args],
-            [a.dtype if isinstance(a, cls) else None for a in out_args])
+            [a.dtype if isinstance(a, cls) else None for a in out_args],
+        )
         if out_args:
-            for a, p in zip(out_args, self.params_out):
+            for a, p in zip(out_args, self.params_out, strict=True):
                 if not p.raw and a._a.shape != shape:
                     raise ValueError("Out shape is mismatched")
         else:
@@ -182,8 +223,11 @@ class ElementwiseKernel:
             out_args = [cls._wrap(numpy.empty(shape, t)) for t in out_types]
             for a in out_args:
                 state.counters.allocate(a.nbytes)
-        ret = None if self.no_return else (
-            out_args[0] if self.nout == 1 and not self.return_tuple else tuple(out_args))
+        ret = (
+            None
+            if self.no_return
+            else (out_args[0] if self.nout == 1 and not self.return_tuple else tuple(out_args))
+        )
         n = 1
         for d in shape:
             n *= d
@@ -202,10 +246,13 @@ class ElementwiseKernel:
         if ftz and "d" in floats:
             raise NotImplementedError(
                 "a kernel mixing float32 and float64: on x86 flush-to-zero cannot be applied "
-                "to the float32 operations only, as a GPU does")
+                "to the float32 operations only, as a GPU does"
+            )
         if ftz and not is_x86_64():
-            raise NotImplementedError("flush-to-zero emulation needs x86-64: float32 kernels "
-                                      "cannot run with GPU semantics on this machine")
+            raise NotImplementedError(
+                "flush-to-zero emulation needs x86-64: float32 kernels "
+                "cannot run with GPU semantics on this machine"
+            )
         key = (kinds, tuple((k, v.str) for k, v in type_map.items()))
         fn = self._libs.get(key)
         if fn is None:
@@ -217,7 +264,7 @@ class ElementwiseKernel:
         keep, writeback = [], []
         ptrs = (ctypes.c_void_p * len(args))()
         sizes = (ctypes.c_ssize_t * len(args))()
-        for k, (a, p, t) in enumerate(zip(args, params, types)):
+        for k, (a, p, t) in enumerate(zip(args, params, types, strict=True)):
             if isinstance(a, cls):
                 view = a._a if p.raw or a._a.shape == shape else numpy.broadcast_to(a._a, shape)
                 buf = numpy.ascontiguousarray(view)
@@ -226,9 +273,11 @@ class ElementwiseKernel:
             else:
                 value = a
                 if state.strict_scalars and isinstance(a, numpy.generic) and a.dtype != t:
-                    raise TypeError(f"Type is mismatched. {p.name} {a.dtype} {numpy.dtype(t)} "
-                                    "(xpopt stand-in, strict_scalars=True: CuPy itself casts "
-                                    "NumPy scalars to the parameter's type)")
+                    raise TypeError(
+                        f"Type is mismatched. {p.name} {a.dtype} {numpy.dtype(t)} "
+                        "(xpopt stand-in, strict_scalars=True: CuPy itself casts "
+                        "NumPy scalars to the parameter's type)"
+                    )
                 buf = numpy.array(value, dtype=t)  # CuPy's CScalar.apply_dtype
             keep.append(buf)
             ptrs[k], sizes[k] = buf.ctypes.data, buf.size

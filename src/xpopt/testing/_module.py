@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 import types
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy
 
@@ -23,11 +23,11 @@ DEVICE_NAME = b"xpopt CuPy stand-in (host)"
 class _State:
     """What one stand-in module's arrays and kernels share."""
 
-    def __init__(self, strict_scalars: bool):
+    def __init__(self, strict_scalars: bool, module: types.ModuleType):
         self.counters = Counters()
         self.kernels_built: list = []
         self.strict_scalars = bool(strict_scalars)
-        self.module = None
+        self.module = module
 
 
 def _cuda_module(state: _State) -> types.ModuleType:
@@ -95,24 +95,35 @@ def _cuda_module(state: _State) -> types.ModuleType:
 
     def getDeviceProperties(device: int) -> dict:
         Device(device)
-        return {"name": DEVICE_NAME, "totalGlobalMem": 80 * 2**30, "major": 9, "minor": 0,
-                "multiProcessorCount": 132, "warpSize": 32}
+        return {
+            "name": DEVICE_NAME,
+            "totalGlobalMem": 80 * 2**30,
+            "major": 9,
+            "minor": 0,
+            "multiProcessorCount": 132,
+            "warpSize": 32,
+        }
 
-    runtime.getDeviceCount = lambda: 1
-    runtime.getDevice = lambda: 0
-    runtime.getDeviceProperties = getDeviceProperties
-    runtime.runtimeGetVersion = lambda: 12090
-    runtime.driverGetVersion = lambda: 12090
-    runtime.deviceSynchronize = state.counters.sync
-    runtime.is_hip = False
-    cuda.runtime = runtime
-    cuda.Device = Device
-    cuda.Stream = Stream
-    cuda.Event = Event
-    cuda.get_elapsed_time = get_elapsed_time
+    # the modules' attributes go in through their namespaces (vars): a ModuleType declares none
+    vars(runtime).update(
+        getDeviceCount=lambda: 1,
+        getDevice=lambda: 0,
+        getDeviceProperties=getDeviceProperties,
+        runtimeGetVersion=lambda: 12090,
+        driverGetVersion=lambda: 12090,
+        deviceSynchronize=state.counters.sync,
+        is_hip=False,
+    )
     stream = Stream()
-    cuda.get_current_stream = lambda device=None: stream
-    cuda.is_available = lambda: True
+    vars(cuda).update(
+        runtime=runtime,
+        Device=Device,
+        Stream=Stream,
+        Event=Event,
+        get_elapsed_time=get_elapsed_time,
+        get_current_stream=lambda device=None: stream,
+        is_available=lambda: True,
+    )
     return cuda
 
 
@@ -125,8 +136,10 @@ class _MemoryPool:
         pass
 
     def used_bytes(self) -> int:
-        raise NotImplementedError("the CuPy stand-in has no memory pool; "
-                                  "counters.allocated_bytes counts what was allocated")
+        raise NotImplementedError(
+            "the CuPy stand-in has no memory pool; "
+            "counters.allocated_bytes counts what was allocated"
+        )
 
     total_bytes = used_bytes
 
@@ -135,27 +148,38 @@ def build_module(strict_scalars: bool = False) -> types.ModuleType:
     """A fresh stand-in ``cupy`` module (not installed anywhere; see :func:`cupy_standin`)."""
     from . import __doc__ as doc  # noqa: PLC0415
 
-    state = _State(strict_scalars)
     cp = types.ModuleType("cupy", doc)
-    state.module = cp
-    cls = type("ndarray", (NdarrayBase,), {"__slots__": (), "_state": state, "__module__": "cupy",
-                                          "__qualname__": "ndarray"})
-    kernel = type("ElementwiseKernel", (ElementwiseKernel,),
-                  {"_state": state, "__module__": "cupy", "__qualname__": "ElementwiseKernel"})
-    cp.__version__ = VERSION
-    cp.__xpopt_standin__ = True
-    cp.ndarray, cp.ElementwiseKernel = cls, kernel
-    cp.counters, cp.kernels_built = state.counters, state.kernels_built
-    cp.counting = lambda: counting(state.counters)
-    cp.is_available = lambda: True
-    install(cp.__dict__, cls)
-    for name in ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
-                 "uint16", "uint32", "uint64", "bool_", "complex64", "complex128", "dtype",
-                 "newaxis", "inf", "nan", "pi", "e", "can_cast", "finfo", "iinfo"):
+    state = _State(strict_scalars, cp)
+    cls = type(
+        "ndarray",
+        (NdarrayBase,),
+        {"__slots__": (), "_state": state, "__module__": "cupy", "__qualname__": "ndarray"},
+    )
+    kernel = type(
+        "ElementwiseKernel",
+        (ElementwiseKernel,),
+        {"_state": state, "__module__": "cupy", "__qualname__": "ElementwiseKernel"},
+    )
+    ns = vars(cp)
+    ns.update(
+        __version__=VERSION,
+        __xpopt_standin__=True,
+        ndarray=cls,
+        ElementwiseKernel=kernel,
+        counters=state.counters,
+        kernels_built=state.kernels_built,
+        counting=lambda: counting(state.counters),
+        is_available=lambda: True,
+    )
+    install(ns, cls)
+    numpy_names = (
+        "float16 float32 float64 int8 int16 int32 int64 uint8 uint16 uint32 uint64 bool_ "
+        "complex64 complex128 dtype newaxis inf nan pi e can_cast finfo iinfo"
+    )
+    for name in numpy_names.split():
         setattr(cp, name, getattr(numpy, name))
-    cp.cuda = _cuda_module(state)
     pool = _MemoryPool()
-    cp.get_default_memory_pool = lambda: pool
+    ns.update(cuda=_cuda_module(state), get_default_memory_pool=lambda: pool)
     return cp
 
 
@@ -203,8 +227,10 @@ def cupy_standin(*, strict_scalars: bool = False) -> Iterator[types.ModuleType]:
 
     with _active_lock:
         if _active is not None:
-            raise RuntimeError("xpopt.testing.cupy_standin() is already active: the CuPy "
-                               "stand-in cannot be nested or entered twice")
+            raise RuntimeError(
+                "xpopt.testing.cupy_standin() is already active: the CuPy "
+                "stand-in cannot be nested or entered twice"
+            )
         cp = build_module(strict_scalars)
         _active = cp
     saved = {k: v for k, v in sys.modules.items() if _is_cupy_name(k)}

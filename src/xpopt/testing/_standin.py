@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import operator
 import sys
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy
 
 from . import _ufuncs as U
 from ._operators import Operators
 
-_IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. "
-             "Please use `.get()` to construct a NumPy array explicitly.")
+if TYPE_CHECKING:
+    from ._module import _State
+
+_IMPLICIT = (
+    "Implicit conversion to a NumPy array is not allowed. "
+    "Please use `.get()` to construct a NumPy array explicitly."
+)
 
 
 class Flags:
@@ -29,13 +35,20 @@ class Flags:
         self.aligned = True
 
     def __getitem__(self, key: str) -> bool:
-        names = {"C_CONTIGUOUS": "c_contiguous", "F_CONTIGUOUS": "f_contiguous",
-                 "OWNDATA": "owndata", "WRITEABLE": "writeable", "ALIGNED": "aligned"}
+        names = {
+            "C_CONTIGUOUS": "c_contiguous",
+            "F_CONTIGUOUS": "f_contiguous",
+            "OWNDATA": "owndata",
+            "WRITEABLE": "writeable",
+            "ALIGNED": "aligned",
+        }
         return getattr(self, names[key.upper()])
 
     def __repr__(self) -> str:
-        return (f"  C_CONTIGUOUS : {self.c_contiguous}\n  F_CONTIGUOUS : {self.f_contiguous}\n"
-                f"  OWNDATA : {self.owndata}")
+        return (
+            f"  C_CONTIGUOUS : {self.c_contiguous}\n  F_CONTIGUOUS : {self.f_contiguous}\n"
+            f"  OWNDATA : {self.owndata}"
+        )
 
 
 def _unpickle(a: numpy.ndarray):
@@ -67,8 +80,8 @@ class NdarrayBase(Operators):
     """A device array of the stand-in (``cupy.ndarray``); see :mod:`xpopt.testing`."""
 
     __slots__ = ("_a", "__weakref__")
-    __hash__ = None
-    _state = None  # set on each module's subclass: counters and options
+    # unhashable, as CuPy's arrays: Operators defines __eq__, so Python set its __hash__ to None
+    _state: ClassVar[_State]  # set on each module's subclass: counters and options
 
     def __init__(self, shape, dtype=float, memptr=None, strides=None, order="C"):
         if memptr is not None or strides is not None:
@@ -261,8 +274,10 @@ class NdarrayBase(Operators):
 
     def __bool__(self):
         if self._a.size > 1:
-            raise ValueError("The truth value of an array with more than one element is "
-                             "ambiguous. Use a.any() or a.all()")
+            raise ValueError(
+                "The truth value of an array with more than one element is "
+                "ambiguous. Use a.any() or a.all()"
+            )
         return bool(self._read())
 
     def __repr__(self):

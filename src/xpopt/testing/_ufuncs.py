@@ -96,12 +96,14 @@ def wrap_result(cls, r):
 def call_ufunc(cls, ufunc, args, out=None, dtype=None, casting="same_kind", name=None):
     """Run the NumPy ufunc on stand-in arrays: one counted launch, CuPy's argument rules."""
     if not (ufunc.nin <= len(args) <= ufunc.nargs):
-        raise TypeError(f"Wrong number of arguments for {ufunc.__name__!r}. It must be either "
-                        f"{ufunc.nin} or {ufunc.nargs} (with outputs), but given {len(args)}.")
+        raise TypeError(
+            f"Wrong number of arguments for {ufunc.__name__!r}. It must be either "
+            f"{ufunc.nin} or {ufunc.nargs} (with outputs), but given {len(args)}."
+        )
     if len(args) > ufunc.nin:
         if out is not None:
             raise ValueError("Cannot specify 'out' as both a positional and keyword argument")
-        args, out = args[:ufunc.nin], args[ufunc.nin:]
+        args, out = args[: ufunc.nin], args[ufunc.nin :]
     values = [operand(cls, x) for x in args]
     kwargs = {"casting": casting}
     if dtype is not None:
@@ -111,7 +113,12 @@ def call_ufunc(cls, ufunc, args, out=None, dtype=None, casting="same_kind", name
         out_array = out_operand(cls, out)
         kwargs["out"] = out_array._a
     keys = tuple(_dtype_key(v) for v in values) + (
-        (out_array._a.dtype if out_array is not None else (numpy.dtype(dtype) if dtype is not None else None)),)
+        (
+            out_array._a.dtype
+            if out_array is not None
+            else (numpy.dtype(dtype) if dtype is not None else None)
+        ),
+    )
     if ufunc.nout != 1:
         keys = tuple(_dtype_key(v) for v in values) + (None,) * ufunc.nout
     with on_device(_loop_is_f32(ufunc, keys)):
@@ -143,13 +150,63 @@ def call_reduction(cls, name, fn, a, axis=None, dtype=None, out=None, keepdims=F
 
 # The NumPy ufuncs that the stand-in module exposes under the same names.
 UFUNC_NAMES = (
-    "add", "subtract", "multiply", "divide", "true_divide", "floor_divide", "remainder",
-    "power", "negative", "positive", "absolute", "abs", "sign", "sqrt", "square", "exp",
-    "expm1", "log", "log1p", "log2", "log10", "tanh", "sinh", "cosh", "sin", "cos", "tan",
-    "floor", "ceil", "trunc", "rint", "reciprocal", "maximum", "minimum", "fmax", "fmin",
-    "isfinite", "isnan", "isinf", "signbit", "copysign", "greater", "greater_equal", "less",
-    "less_equal", "equal", "not_equal", "logical_and", "logical_or", "logical_not",
-    "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor", "invert", "arctan2", "hypot",
+    "add",
+    "subtract",
+    "multiply",
+    "divide",
+    "true_divide",
+    "floor_divide",
+    "remainder",
+    "power",
+    "negative",
+    "positive",
+    "absolute",
+    "abs",
+    "sign",
+    "sqrt",
+    "square",
+    "exp",
+    "expm1",
+    "log",
+    "log1p",
+    "log2",
+    "log10",
+    "tanh",
+    "sinh",
+    "cosh",
+    "sin",
+    "cos",
+    "tan",
+    "floor",
+    "ceil",
+    "trunc",
+    "rint",
+    "reciprocal",
+    "maximum",
+    "minimum",
+    "fmax",
+    "fmin",
+    "isfinite",
+    "isnan",
+    "isinf",
+    "signbit",
+    "copysign",
+    "greater",
+    "greater_equal",
+    "less",
+    "less_equal",
+    "equal",
+    "not_equal",
+    "logical_and",
+    "logical_or",
+    "logical_not",
+    "logical_xor",
+    "bitwise_and",
+    "bitwise_or",
+    "bitwise_xor",
+    "invert",
+    "arctan2",
+    "hypot",
 )
 
 
@@ -166,20 +223,36 @@ class Ufunc:
         self.nin, self.nout, self.nargs = np_ufunc.nin, np_ufunc.nout, np_ufunc.nargs
 
     def __call__(self, *args, out=None, dtype=None, casting="same_kind"):
-        return call_ufunc(self._cls, self._np, args, out=out, dtype=dtype, casting=casting,
-                          name=self._np.__name__)
+        return call_ufunc(
+            self._cls, self._np, args, out=out, dtype=dtype, casting=casting, name=self._np.__name__
+        )
 
     def reduce(self, a, axis=0, dtype=None, out=None, keepdims=False):
         if self._np not in (numpy.add, numpy.multiply, numpy.maximum, numpy.minimum):
             raise NotImplementedError(f"{self.name}.reduce is not supported by the stand-in")
-        return call_reduction(self._cls, self._np.__name__, self._np.reduce, a, axis=axis,
-                              dtype=dtype, out=out, keepdims=keepdims)
+        return call_reduction(
+            self._cls,
+            self._np.__name__,
+            self._np.reduce,
+            a,
+            axis=axis,
+            dtype=dtype,
+            out=out,
+            keepdims=keepdims,
+        )
 
     def accumulate(self, a, axis=0, dtype=None, out=None):
         if self._np is not numpy.add:
             raise NotImplementedError(f"{self.name}.accumulate is not supported by the stand-in")
-        return call_reduction(self._cls, "cumsum", lambda x, keepdims, **k: numpy.add.accumulate(x, **k),
-                              a, axis=axis, dtype=dtype, out=out)
+        return call_reduction(
+            self._cls,
+            "cumsum",
+            lambda x, keepdims, **k: numpy.add.accumulate(x, **k),
+            a,
+            axis=axis,
+            dtype=dtype,
+            out=out,
+        )
 
     def __repr__(self) -> str:
         return f"<ufunc '{self.name}'>"
