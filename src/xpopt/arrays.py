@@ -50,8 +50,11 @@ def get_xp(*arrays: Any):
         else:
             raise TypeError(f"expected NumPy or CuPy arrays, got {kind.__module__}.{kind.__name__}")
     if found_numpy and found_cupy:
-        kinds = ", ".join(f"{i}: {'cupy' if is_cupy_array(a) else 'numpy'}" for i, a in enumerate(arrays)
-                          if a is not None and type(a) not in (bool, int, float, complex))
+        kinds = ", ".join(
+            f"{i}: {'cupy' if is_cupy_array(a) else 'numpy'}"
+            for i, a in enumerate(arrays)
+            if a is not None and type(a) not in (bool, int, float, complex)
+        )
         raise TypeError(
             f"NumPy and CuPy arrays are mixed (arguments {kinds}): numpy.ndarray and "
             "cupy.ndarray cannot be combined. Put them on one device first: "
@@ -76,7 +79,9 @@ def _map_arrays(x: Any, fn, what: str):
         return type(x)(moved) if not hasattr(x, "_fields") else type(x)(*moved)
     if isinstance(x, (numpy.ndarray, numpy.generic)) or is_cupy_array(x):
         return fn(x)
-    raise TypeError(f"{what}: cannot move a {type(x).__name__}; expected arrays, dicts, lists, tuples")
+    raise TypeError(
+        f"{what}: cannot move a {type(x).__name__}; expected arrays, dicts, lists, tuples"
+    )
 
 
 def to_host(x: Any) -> Any:
@@ -94,8 +99,11 @@ def to_device(x: Any, backend: str | None = None) -> Any:
     ``"cuda"`` gives CuPy arrays, ``"cpu"`` NumPy arrays; an array already there is
     returned as it is, without a copy. Works inside dicts, lists and tuples.
     """
-    name = (_resolve(Choice(_check_name(backend, "to_device"), requested().strict))
-            if backend else get_backend())
+    name = (
+        _resolve(Choice(_check_name(backend, "to_device"), requested().strict))
+        if backend
+        else get_backend()
+    )
     if name == "cpu":
         return to_host(x)
     cupy = _backend_module("cuda")

@@ -17,8 +17,9 @@ import os
 import sys
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy
 
@@ -42,9 +43,8 @@ __all__ = [
 
 BACKENDS = ("cpu", "cuda", "auto")
 _INSTALL_HINT = (
-    "To use the GPU, install the CuPy build that matches your CUDA driver "
-    "(pip install 'xpopt[cuda]' for CUDA 12, 'xpopt[cuda13]' for CUDA 13) on a machine whose `nvidia-smi` "
-    "lists a device. Set XPOPT_BACKEND=cpu to run on the CPU without this message."
+    "GPU: pip install 'xpopt[cuda]' (CUDA 12) or 'xpopt[cuda13]' (CUDA 13). "
+    "CPU without this message: XPOPT_BACKEND=cpu or set_backend('cpu')."
 )
 
 
@@ -168,15 +168,17 @@ def _resolve(choice: Choice, stacklevel: int = 3) -> str:
         return "cuda"
     if choice.name == "auto":
         return "cpu"
-    message = f"The 'cuda' backend was asked for but cannot be used: {why} {_INSTALL_HINT}"
     if choice.strict:
-        raise BackendUnavailableError(message)
+        raise BackendUnavailableError(f"The 'cuda' backend cannot be used: {why} {_INSTALL_HINT}")
     with _warned_lock:
         first, _warned = not _warned, True
     if first:
         # stacklevel: point at the user's call (set_backend, use_backend, ...), not at xpopt
-        warnings.warn(message + " Falling back to the CPU.", BackendFallbackWarning,
-                      stacklevel=stacklevel)
+        warnings.warn(
+            f"The 'cuda' backend cannot be used; falling back to the CPU. {why} {_INSTALL_HINT}",
+            BackendFallbackWarning,
+            stacklevel=stacklevel,
+        )
     return "cpu"
 
 
@@ -198,8 +200,9 @@ def set_backend(name: str, *, strict: bool | None = None) -> str:
         The effective backend, ``"cpu"`` or ``"cuda"``.
     """
     global _process_choice
-    choice = Choice(_check_name(name, "set_backend"),
-                    _env_strict() if strict is None else bool(strict))
+    choice = Choice(
+        _check_name(name, "set_backend"), _env_strict() if strict is None else bool(strict)
+    )
     effective = _resolve(choice, stacklevel=3)
     _process_choice = choice
     return effective
@@ -227,8 +230,10 @@ def use_backend(name: str | None = None, *, strict: bool | None = None) -> Itera
         The effective backend, ``"cpu"`` or ``"cuda"``.
     """
     outside = requested()
-    choice = Choice(outside.name if name is None else _check_name(name, "use_backend"),
-                    outside.strict if strict is None else bool(strict))
+    choice = Choice(
+        outside.name if name is None else _check_name(name, "use_backend"),
+        outside.strict if strict is None else bool(strict),
+    )
     effective = _resolve(choice, stacklevel=4)
     token = _context.set(choice)
     try:

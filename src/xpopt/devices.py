@@ -34,7 +34,11 @@ def device_info(backend: str | None = None) -> dict[str, Any]:
         For the CPU: ``backend, device, cores, numpy``. For CUDA also ``memory_bytes,
         compute_capability, cupy, cuda_runtime, cuda_driver``.
     """
-    name = get_backend() if backend is None else _resolve(Choice(_check_name(backend, "device_info"), False))
+    name = (
+        get_backend()
+        if backend is None
+        else _resolve(Choice(_check_name(backend, "device_info"), False))
+    )
     info: dict[str, Any] = {
         "backend": name,
         "python": platform.python_version(),

@@ -1,4 +1,5 @@
-"""Arrays read and written BY KEY (``W1`` <-> ``dW1``) whatever the dicts are; the data fingerprint."""
+"""Arrays read and written BY KEY (``W1`` <-> ``dW1``) whatever the dicts are; the data
+fingerprint."""
 
 from __future__ import annotations
 
@@ -18,12 +19,16 @@ def _run_layout(parameters) -> tuple:
     """``((key, shape), ...)`` of the parameters: a FlatDict's layout (rebound or not), else
     the dict's keys and its arrays' shapes."""
     if not isinstance(parameters, dict) or not parameters:
-        raise TypeError(f"parameters must be a non-empty dict of arrays, got {type(parameters).__name__}")
+        raise TypeError(
+            f"parameters must be a non-empty dict of arrays, got {type(parameters).__name__}"
+        )
     if isinstance(parameters, FlatDict):
         return tuple(parameters.layout)
     for k, a in parameters.items():
         if not _is_array(a):
-            raise TypeError(f"parameters[{k!r}] must be a NumPy or CuPy array, got {type(a).__name__}")
+            raise TypeError(
+                f"parameters[{k!r}] must be a NumPy or CuPy array, got {type(a).__name__}"
+            )
     return tuple((str(k), tuple(a.shape)) for k, a in parameters.items())
 
 
@@ -35,9 +40,11 @@ def _by_key(d, layout, prefix: str, what: str) -> tuple[list, list]:
     want = [prefix + k for k, _ in layout]
     missing, extra = sorted(set(want) - set(d)), sorted(map(str, set(d) - set(want)))
     if missing or extra:
-        return [], [f"{what} keys differ from the parameters' (missing {missing}, unexpected {extra})"]
+        return [], [
+            f"{what} keys differ from the parameters' (missing {missing}, unexpected {extra})"
+        ]
     arrays, problems = [], []
-    for key, (_, shape) in zip(want, layout):
+    for key, (_, shape) in zip(want, layout, strict=True):
         a = d[key]
         if not _is_array(a):
             problems.append(f"{what}[{key!r}] is a {type(a).__name__}, not an array")
@@ -49,8 +56,11 @@ def _by_key(d, layout, prefix: str, what: str) -> tuple[list, list]:
 
 def _packed_as(d, layout, prefix: str) -> bool:
     """True when ``d`` is a packed FlatDict whose buffer is ``layout`` in this order."""
-    return (isinstance(d, FlatDict) and d.packed
-            and tuple(d.layout) == tuple((prefix + k, tuple(s)) for k, s in layout))
+    return (
+        isinstance(d, FlatDict)
+        and d.packed
+        and tuple(d.layout) == tuple((prefix + k, tuple(s)) for k, s in layout)
+    )
 
 
 def _host_by_key(d, arrays, layout, prefix: str) -> numpy.ndarray:
@@ -68,6 +78,10 @@ def data_fingerprint(X, Y) -> dict:
     for a in (X, Y):
         host = numpy.ascontiguousarray(to_host(a))
         h.update(f"{host.dtype.str}{host.shape};".encode())
-        h.update(host.reshape(-1).view(numpy.uint8) if host.size else b"")
-    return {"shapes": [list(X.shape), list(Y.shape)], "dtypes": [str(X.dtype), str(Y.dtype)],
-            "sha256": h.hexdigest()}
+        # .data: the bytes as a memoryview (hashlib's Buffer; ndarray is one only from 3.12)
+        h.update(host.reshape(-1).view(numpy.uint8).data if host.size else b"")
+    return {
+        "shapes": [list(X.shape), list(Y.shape)],
+        "dtypes": [str(X.dtype), str(Y.dtype)],
+        "sha256": h.hexdigest(),
+    }

@@ -47,19 +47,23 @@ class Checkpoint:
     def layout(self) -> tuple:
         return tuple((k, tuple(s)) for k, s in self.meta["layout"])
 
-    def check_progress(self, *, num_epochs: int, learning_rate0: float,
-                       batches_per_epoch: int, path="checkpoint") -> None:
+    def check_progress(
+        self, *, num_epochs: int, learning_rate0: float, batches_per_epoch: int, path="checkpoint"
+    ) -> None:
         """Refuse resuming a :func:`~xpopt.train` run whose counters do not add up: more
         epochs than ``num_epochs``, another initial learning rate, a learning rate per epoch
         and a cost per ``record_every`` epochs missing or extra, or ``t`` other than one
         step per mini-batch of each epoch done."""
         meta, epoch = self.meta, self.epoch
         if epoch > num_epochs:
-            raise CheckpointError(f"{path} has done {epoch} epochs, more than "
-                                  f"num_epochs={num_epochs}")
+            raise CheckpointError(
+                f"{path} has done {epoch} epochs, more than num_epochs={num_epochs}"
+            )
         if self.learning_rates and self.learning_rates[0] != learning_rate0:
-            raise CheckpointError(f"{path} was trained from learning rate "
-                                  f"{self.learning_rates[0]!r}, this run starts from {learning_rate0!r}")
+            raise CheckpointError(
+                f"{path} was trained from learning rate "
+                f"{self.learning_rates[0]!r}, this run starts from {learning_rate0!r}"
+            )
         problems = []
         if len(self.learning_rates) != epoch:
             problems.append(f"{len(self.learning_rates)} learning rates for {epoch} epochs")
@@ -69,11 +73,22 @@ class Checkpoint:
         if self.t != epoch * batches_per_epoch:
             problems.append(f"t={self.t} after {epoch} epochs of {batches_per_epoch} mini-batches")
         if problems:
-            raise CheckpointError(f"{path}: the run's counters do not add up: " + "; ".join(problems))
+            raise CheckpointError(
+                f"{path}: the run's counters do not add up: " + "; ".join(problems)
+            )
 
-    def check_matches(self, parameters: dict, state, *, optimizer, seed: int,
-                      mini_batch_size: int, schedule: dict | None = None,
-                      record_every: int | None = None, data: dict | None = None) -> dict:
+    def check_matches(
+        self,
+        parameters: dict,
+        state,
+        *,
+        optimizer,
+        seed: int,
+        mini_batch_size: int,
+        schedule: dict | None = None,
+        record_every: int | None = None,
+        data: dict | None = None,
+    ) -> dict:
         """Raise :class:`CheckpointError` naming every way this checkpoint differs from the
         run (see :meth:`restore_into`); returns the arrays to restore into, by name."""
         meta = self.meta
@@ -105,8 +120,10 @@ class Checkpoint:
         if meta["mini_batch_size"] != mini_batch_size:
             problems.append(f"mini_batch_size {meta['mini_batch_size']} != {mini_batch_size}")
         if meta["record_every"] != record_every:
-            problems.append(f"record_every {meta['record_every']} != {record_every} (the "
-                            f"recorded costs would be of other epochs)")
+            problems.append(
+                f"record_every {meta['record_every']} != {record_every} (the "
+                f"recorded costs would be of other epochs)"
+            )
         if meta["data"] != data:
             problems.append(data_problem(meta["data"], data))
         for slot in ("v", "s"):
@@ -119,8 +136,9 @@ class Checkpoint:
         if not problems:
             every = [a for arrays in targets.values() for a in arrays]
             if {str(a.dtype) for a in every} != {meta["dtype"]}:
-                problems.append(f"dtype {meta['dtype']} != the state's "
-                                f"{sorted({str(a.dtype) for a in every})}")
+                problems.append(
+                    f"dtype {meta['dtype']} != the state's {sorted({str(a.dtype) for a in every})}"
+                )
             try:
                 get_xp(*every)
             except TypeError as exc:
@@ -131,9 +149,18 @@ class Checkpoint:
             raise CheckpointError("checkpoint does not match this run: " + "; ".join(problems))
         return targets
 
-    def restore_into(self, parameters: dict, state, *, optimizer, seed: int,
-                     mini_batch_size: int, schedule: dict | None = None,
-                     record_every: int | None = None, data: dict | None = None) -> None:
+    def restore_into(
+        self,
+        parameters: dict,
+        state,
+        *,
+        optimizer,
+        seed: int,
+        mini_batch_size: int,
+        schedule: dict | None = None,
+        record_every: int | None = None,
+        data: dict | None = None,
+    ) -> None:
         """Copy the saved parameters and state into a run's own arrays, by key, after
         checking that everything matches (:meth:`check_matches`); a refused restore
         changes nothing.
@@ -142,24 +169,36 @@ class Checkpoint:
         ``s`` are keyed ``dW1, ...`` (FlatDicts or plain dicts, in any key order). The
         arrays the dicts hold now are the ones written into.
         """
-        targets = self.check_matches(parameters, state, optimizer=optimizer, seed=seed,
-                                     mini_batch_size=mini_batch_size, schedule=schedule,
-                                     record_every=record_every, data=data)
+        targets = self.check_matches(
+            parameters,
+            state,
+            optimizer=optimizer,
+            seed=seed,
+            mini_batch_size=mini_batch_size,
+            schedule=schedule,
+            record_every=record_every,
+            data=data,
+        )
         saved_layout, layout = self.layout(), _run_layout(parameters)
         offsets, at = {}, 0
         for key, shape in saved_layout:
             n = math.prod(shape)
             offsets[key] = (at, at + n)
             at += n
-        sources = {"parameters": ("", parameters, self.parameters),
-                   **{slot: ("d", getattr(state, slot), self.slots[slot]) for slot in targets
-                      if slot != "parameters"}}
+        sources = {
+            "parameters": ("", parameters, self.parameters),
+            **{
+                slot: ("d", getattr(state, slot), self.slots[slot])
+                for slot in targets
+                if slot != "parameters"
+            },
+        }
         for name, (prefix, d, saved) in sources.items():
             xp = get_xp(*targets[name])
             if _packed_as(d, saved_layout, prefix):
                 d.flat[...] = xp.asarray(saved)
                 continue
-            for (key, shape), target in zip(layout, targets[name]):
+            for (key, shape), target in zip(layout, targets[name], strict=True):
                 lo, hi = offsets[key]
                 target[...] = xp.asarray(saved[lo:hi].reshape(shape))
         state.t = self.t
