@@ -8,18 +8,38 @@ from __future__ import annotations
 import math
 import numbers
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy
 
 from .backend import get_xp, to_device, to_host
 
-__all__ = ["MiniBatcher", "check_dataset", "iterate_minibatches", "load_moons",
-           "random_mini_batches"]
+__all__ = [
+    "MiniBatcher",
+    "check_dataset",
+    "iterate_minibatches",
+    "load_moons",
+    "random_mini_batches",
+]
 
 
-def load_moons(n_samples: int = 300, noise: float | None = 0.2, seed: int = 3, *,
-               dtype=numpy.float64) -> tuple[Any, Any]:
+# The checks of arguments take them as objects (whatever a caller passed): mypy sees no
+# subclass of int in numbers.Integral (nor of float in numbers.Real), while Python registers
+# them, so an isinstance on the annotated parameter would read as always False to it.
+def _is_integer(value: object) -> bool:
+    """Any ``numbers.Integral`` (NumPy integers too) but not a bool."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral)
+
+
+def _is_real(value: object) -> bool:
+    """Any ``numbers.Real`` (NumPy floats and integers too)."""
+    return isinstance(value, numbers.Real)
+
+
+def load_moons(
+    n_samples: int = 300, noise: float | None = 0.2, seed: int = 3, *, dtype=numpy.float64
+) -> tuple[Any, Any]:
     """The course's ``load_dataset()``: two interleaving half circles, born on the backend.
 
     Bit for bit ``np.random.seed(seed); sklearn.datasets.make_moons(n_samples, noise=noise)``,
@@ -31,10 +51,9 @@ def load_moons(n_samples: int = 300, noise: float | None = 0.2, seed: int = 3, *
     Y : ndarray of shape (1, n_samples)
         Labels 0.0 (outer moon) and 1.0 (inner moon), of ``dtype``.
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 2:
+    if not _is_integer(n_samples) or n_samples < 2:
         raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
-    if noise is not None and (not isinstance(noise, numbers.Real) or not math.isfinite(noise)
-                              or noise < 0):
+    if noise is not None and (not _is_real(noise) or not math.isfinite(noise) or noise < 0):
         raise ValueError(f"noise must be None or a finite number >= 0, got {noise!r}")
     dtype = numpy.dtype(dtype)
     if dtype.kind != "f":
@@ -44,10 +63,12 @@ def load_moons(n_samples: int = 300, noise: float | None = 0.2, seed: int = 3, *
     n_in = int(n_samples) - n_out
     t_out = numpy.linspace(0, numpy.pi, n_out)
     t_in = numpy.linspace(0, numpy.pi, n_in)
-    points = numpy.vstack([
-        numpy.append(numpy.cos(t_out), 1 - numpy.cos(t_in)),
-        numpy.append(numpy.sin(t_out), 1 - numpy.sin(t_in) - 0.5),
-    ]).T
+    points = numpy.vstack(
+        [
+            numpy.append(numpy.cos(t_out), 1 - numpy.cos(t_in)),
+            numpy.append(numpy.sin(t_out), 1 - numpy.sin(t_in) - 0.5),
+        ]
+    ).T
     labels = numpy.hstack([numpy.zeros(n_out), numpy.ones(n_in)])
     order = numpy.arange(n_samples)
     rng.shuffle(order)  # make_moons' shuffle draws first, then the noise
@@ -70,8 +91,9 @@ def _check_shapes(X, Y) -> tuple[int, Any]:
         if a.ndim != 2:
             raise ValueError(f"{name} must be 2-D with examples as columns, got shape {a.shape}")
     if X.shape[1] != Y.shape[1]:
-        raise ValueError(f"X and Y have different numbers of examples (columns): "
-                         f"X {X.shape[1]}, Y {Y.shape[1]}")
+        raise ValueError(
+            f"X and Y have different numbers of examples (columns): X {X.shape[1]}, Y {Y.shape[1]}"
+        )
     if X.shape[1] == 0:
         raise ValueError("X and Y have no examples (zero columns)")
     return X.shape[1], xp
@@ -83,8 +105,11 @@ def _check_batch_inputs(X, Y, mini_batch_size) -> int:
 
 def _checked_batches(X, Y, mini_batch_size) -> tuple[int, Any]:
     m, xp = _check_shapes(X, Y)
-    if (isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, numbers.Integral)
-            or mini_batch_size < 1):
+    if (
+        isinstance(mini_batch_size, bool)
+        or not isinstance(mini_batch_size, numbers.Integral)
+        or mini_batch_size < 1
+    ):
         raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
     return m, xp
 
@@ -118,8 +143,10 @@ def check_dataset(X, Y) -> int:
         raise TypeError(f"Y must hold numeric labels 0 and 1, got dtype {Y.dtype}")
     for name, a in (("X", X), ("Y", Y)):
         if not a.dtype.isnative:
-            raise TypeError(f"{name} has a non-native byte order ({a.dtype.str}); convert it "
-                            f"with {name}.astype({name}.dtype.newbyteorder('='))")
+            raise TypeError(
+                f"{name} has a non-native byte order ({a.dtype.str}); convert it "
+                f"with {name}.astype({name}.dtype.newbyteorder('='))"
+            )
     finite_X = xp.isfinite(X).all()
     labels_ok = ((Y == 0) | (Y == 1)).all()
     if bool(finite_X & labels_ok):  # the one read
@@ -130,8 +157,10 @@ def check_dataset(X, Y) -> int:
     if Y.dtype.kind == "f" and not bool(xp.isfinite(Y).all()):
         raise ValueError("Y is not finite: labels must be 0 or 1, got NaN or infinity")
     values = to_host(xp.unique(Y))
-    raise ValueError(f"labels must be in {{0, 1}} (binary cross-entropy), got values "
-                     f"{values[:10].tolist()}{' ...' if values.size > 10 else ''}")
+    raise ValueError(
+        f"labels must be in {{0, 1}} (binary cross-entropy), got values "
+        f"{values[:10].tolist()}{' ...' if values.size > 10 else ''}"
+    )
 
 
 _local = threading.local()
@@ -199,7 +228,7 @@ class MiniBatcher:
         self.X, self.Y = X, Y
         self.mini_batch_size = int(mini_batch_size)
         self.drop_last = bool(drop_last)
-        self._buffers = None
+        self._buffers: tuple[Any, Any] | None = None
 
     def __len__(self) -> int:
         full = self.m // self.mini_batch_size
@@ -218,7 +247,10 @@ class MiniBatcher:
         """``X`` and ``Y`` with their columns permuted by the course's seeded permutation."""
         xp = self._xp
         if self._buffers is None:
-            self._buffers = (xp.empty(self.X.shape, self.X.dtype), xp.empty(self.Y.shape, self.Y.dtype))
+            self._buffers = (
+                xp.empty(self.X.shape, self.X.dtype),
+                xp.empty(self.Y.shape, self.Y.dtype),
+            )
         perm = _permutation(self.m, seed)
         sx, sy = self._buffers
         if xp is numpy:  # mode="clip" writes straight into out; "raise" would buffer it
@@ -242,8 +274,8 @@ class MiniBatcher:
             yield sx[:, lo:hi], sy[:, lo:hi]
 
 
-def iterate_minibatches(X, Y, mini_batch_size: int = 64, seed: int = 0, *,
-                        drop_last: bool = False) -> Iterator[tuple[Any, Any]]:
+def iterate_minibatches(
+    X, Y, mini_batch_size: int = 64, seed: int = 0, *, drop_last: bool = False
+) -> Iterator[tuple[Any, Any]]:
     """The batches of :func:`random_mini_batches`, yielded one by one (no list is built)."""
     return MiniBatcher(X, Y, mini_batch_size, drop_last=drop_last).epoch(seed)
-

@@ -12,7 +12,7 @@ import math
 import numbers
 import operator
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from .flat import EDITS, FlatDict
 
@@ -21,10 +21,13 @@ __all__ = ["Plan", "parameter_layout", "plan_for"]
 
 def _check_layer_dims(layer_dims) -> list[int]:
     dims = list(layer_dims) if not isinstance(layer_dims, (str, bytes)) else []
-    if len(dims) < 2 or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1
-                            for d in dims):
-        raise ValueError(f"layer_dims must list at least two positive integers "
-                         f"[n_x, n_1, ..., n_L], got {layer_dims!r}")
+    if len(dims) < 2 or any(
+        isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1 for d in dims
+    ):
+        raise ValueError(
+            f"layer_dims must list at least two positive integers "
+            f"[n_x, n_1, ..., n_L], got {layer_dims!r}"
+        )
     return [int(d) for d in dims]
 
 
@@ -53,23 +56,27 @@ def _num_layers(parameters: dict) -> int:
     if n and not n % 2 and parameters.keys() == _layer_keys(L):
         return L
     keys = set(parameters)
-    numbers = [int(m.group(1)) for k in keys
-               if isinstance(k, str) and (m := _LAYER_KEY.fullmatch(k))]
+    numbers = [
+        int(m.group(1)) for k in keys if isinstance(k, str) and (m := _LAYER_KEY.fullmatch(k))
+    ]
     expected = _layer_keys(max(numbers, default=1))
     missing, extra = sorted(expected - keys), sorted(map(str, keys - expected))
-    raise KeyError(f"parameters must hold exactly W1, b1, ..., WL, bL: missing {missing}, "
-                   f"unexpected {extra}")
+    raise KeyError(
+        f"parameters must hold exactly W1, b1, ..., WL, bL: missing {missing}, unexpected {extra}"
+    )
 
 
 def _check_shapes(Ws, bs, n_x: int | None = None) -> None:
     """``W_l`` of shape (n_l, n_{l-1}) and ``b_l`` of shape (n_l, 1), chained from ``n_x``:
     ValueError naming the key (a (1, 1) or (n,) bias would broadcast silently)."""
     previous = n_x
-    for l, (W, b) in enumerate(zip(Ws, bs), start=1):
+    for l, (W, b) in enumerate(zip(Ws, bs, strict=True), start=1):
         if len(W.shape) != 2 or (previous is not None and W.shape[1] != previous):
             want = f"(n_{l}, {previous})" if previous is not None else "2-D"
-            raise ValueError(f"W{l} has shape {tuple(W.shape)}, expected {want}"
-                             + (" (X has that many rows)" if l == 1 else ""))
+            raise ValueError(
+                f"W{l} has shape {tuple(W.shape)}, expected {want}"
+                + (" (X has that many rows)" if l == 1 else "")
+            )
         if tuple(b.shape) != (W.shape[0], 1):
             raise ValueError(f"b{l} has shape {tuple(b.shape)}, expected ({W.shape[0]}, 1)")
         previous = W.shape[0]
@@ -85,8 +92,20 @@ class Plan:
     gradients' layout. It stays valid while the dict holds the same arrays, checked at each
     call with one identity test per key."""
 
-    __slots__ = ("parameters", "keys", "arrays", "shapes", "Ws", "bs", "grad_layout",
-                 "grad_slices", "grad_size", "gW_at", "gb_at", "edits")
+    __slots__ = (
+        "parameters",
+        "keys",
+        "arrays",
+        "shapes",
+        "Ws",
+        "bs",
+        "grad_layout",
+        "grad_slices",
+        "grad_size",
+        "gW_at",
+        "gb_at",
+        "edits",
+    )
 
     def __init__(self, parameters: dict):
         L = _num_layers(parameters)
@@ -95,10 +114,12 @@ class Plan:
         self.Ws, self.bs = self.arrays[0::2], self.arrays[1::2]
         _check_shapes(self.Ws, self.bs)
         self.shapes = tuple(tuple(a.shape) for a in self.arrays)
-        order = ([k for k, _ in parameters.layout] if isinstance(parameters, FlatDict)
-                 else self.keys)  # a FlatDict's gradients follow its buffer's order
-        self.grad_layout = tuple(("d" + k, tuple(int(d) for d in parameters[k].shape))
-                                 for k in order)
+        order = (
+            [k for k, _ in parameters.layout] if isinstance(parameters, FlatDict) else self.keys
+        )  # a FlatDict's gradients follow its buffer's order
+        self.grad_layout = tuple(
+            ("d" + k, tuple(int(d) for d in parameters[k].shape)) for k in order
+        )
         self.grad_slices, at = [], 0
         for _, shape in self.grad_layout:
             n = math.prod(shape)
@@ -119,12 +140,12 @@ class Plan:
             return False
         if self.edits is None or self.edits != EDITS[0]:
             if len(parameters) != len(self.keys) or not all(
-                    map(operator.is_, map(parameters.__getitem__, self.keys), self.arrays)):
+                map(operator.is_, map(parameters.__getitem__, self.keys), self.arrays)
+            ):
                 return False
             if self.edits is not None:
                 self.edits = EDITS[0]
         return tuple([a.shape for a in self.arrays]) == self.shapes
-
 
     def new_grads(self, xp, dtype) -> tuple[FlatDict, tuple]:
         """A new gradient FlatDict, ``FlatDict.empty(grad_layout, xp, dtype)`` built from the
@@ -133,7 +154,7 @@ class Plan:
         flat = xp.empty(self.grad_size, dtype)
         views = tuple([flat[where].reshape(shape) for where, shape in self.grad_slices])
         grads = FlatDict.__new__(FlatDict)
-        dict.update(grads, zip([k for k, _ in self.grad_layout], views))
+        dict.update(grads, zip([k for k, _ in self.grad_layout], views, strict=True))
         grads.flat, grads.layout, grads._views = flat, self.grad_layout, views
         return grads, views
 

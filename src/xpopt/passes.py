@@ -61,7 +61,7 @@ class Workspace:
         self.gW = [self.grads[f"dW{l}"] for l in range(1, L + 1)]
         self.gb = [self.grads[f"db{l}"] for l in range(1, L + 1)]
 
-    def with_output(self, out) -> "Workspace":
+    def with_output(self, out) -> Workspace:
         """This workspace, but with the output layer written into ``out`` (shape (n_L, m),
         C-contiguous): a loop can collect an epoch's outputs without copying them."""
         if tuple(out.shape) != tuple(self.A[-1].shape) or not out.flags.c_contiguous:
@@ -101,9 +101,11 @@ class TrainingPasses:
         self.outputs = None
         if full.A[-1].shape[0] == 1:
             self.outputs = full.xp.empty((1, self.bounds[-1][1]), dtype=parameters.flat.dtype)
-            workspaces = [ws.with_output(self.outputs[:, lo:hi])
-                          for ws, (lo, hi) in zip(workspaces, self.bounds)]
-        self._batches = tuple(zip(self.bounds, workspaces))
+            workspaces = [
+                ws.with_output(self.outputs[:, lo:hi])
+                for ws, (lo, hi) in zip(workspaces, self.bounds, strict=True)
+            ]
+        self._batches = tuple(zip(self.bounds, workspaces, strict=True))
         self._total = full.xp.zeros((), dtype=parameters.flat.dtype)
 
     def epoch(self, shuffled_X, shuffled_Y, update):

@@ -80,9 +80,20 @@ class Run:
         Fingerprinted once when checkpointing, to refuse resuming on other data.
     """
 
-    def __init__(self, params: FlatDict, optimizer: Optimizer, settings: dict, *, decay=None,
-                 decay_rate=1, checkpoint=None, data=None, print_cost=False, progress=False,
-                 progress_label=""):
+    def __init__(
+        self,
+        params: FlatDict,
+        optimizer: Optimizer,
+        settings: dict,
+        *,
+        decay=None,
+        decay_rate=1,
+        checkpoint=None,
+        data=None,
+        print_cost=False,
+        progress=False,
+        progress_label="",
+    ):
         self.params, self.optimizer, self.settings = params, optimizer, settings
         self.decay, self.decay_rate, self.checkpoint = decay, decay_rate, checkpoint
         self.print_cost = print_cost
@@ -90,8 +101,9 @@ class Run:
         self.learning_rate0 = optimizer.learning_rate
         self.state = optimizer.init(params)
         self.xp = get_xp(params.flat)
-        self.history = self.xp.zeros(math.ceil(settings["num_epochs"] / settings["record_every"]),
-                                     dtype=params.flat.dtype)
+        self.history = self.xp.zeros(
+            math.ceil(settings["num_epochs"] / settings["record_every"]), dtype=params.flat.dtype
+        )
         self.learning_rates: list[float] = []
         self.start = 0
         # Cheap next to training, once per call: refuses resuming on other data.
@@ -103,8 +115,14 @@ class Run:
     def _identity(self) -> dict:
         """What a checkpoint must share with this run (and what :meth:`save` writes)."""
         s = self.settings
-        return dict(optimizer=self.optimizer, seed=s["seed"], mini_batch_size=s["mini_batch_size"],
-                    schedule=self.schedule, record_every=s["record_every"], data=self.fingerprint)
+        return dict(
+            optimizer=self.optimizer,
+            seed=s["seed"],
+            mini_batch_size=s["mini_batch_size"],
+            schedule=self.schedule,
+            record_every=s["record_every"],
+            data=self.fingerprint,
+        )
 
     def saved_checkpoint(self, batches_per_epoch: int):
         """The checkpoint to resume from, read and checked against this run, or None when
@@ -113,9 +131,12 @@ class Run:
             return None
         saved = ckpt.load(self.checkpoint)
         saved.check_matches(self.params, self.state, **self._identity())
-        saved.check_progress(num_epochs=self.settings["num_epochs"],
-                             learning_rate0=self.learning_rate0,
-                             batches_per_epoch=batches_per_epoch, path=self.checkpoint)
+        saved.check_progress(
+            num_epochs=self.settings["num_epochs"],
+            learning_rate0=self.learning_rate0,
+            batches_per_epoch=batches_per_epoch,
+            path=self.checkpoint,
+        )
         return saved
 
     def restore(self, saved) -> None:
@@ -165,9 +186,16 @@ class Run:
 
     def save(self, epochs: int) -> None:
         """Checkpoint the run after ``epochs`` epochs (atomically)."""
-        ckpt.save(self.checkpoint, parameters=self.params, state=self.state, epoch=epochs,
-                  learning_rate=self.optimizer.learning_rate, learning_rates=self.learning_rates,
-                  costs=self.costs(epochs), **self._identity())
+        ckpt.save(
+            self.checkpoint,
+            parameters=self.params,
+            state=self.state,
+            epoch=epochs,
+            learning_rate=self.optimizer.learning_rate,
+            learning_rates=self.learning_rates,
+            costs=self.costs(epochs),
+            **self._identity(),
+        )
 
     def result(self, t0: float) -> TrainResult:
         """What the call returns; its wall time from ``t0`` counts the final read (which
@@ -177,6 +205,14 @@ class Run:
         wall_time = time.perf_counter() - t0
         if self.bar is not None:
             self.bar.close()
-        return TrainResult(self.params, costs, self.learning_rates, wall_time,
-                           self.state, end, list(range(0, end, self.settings["record_every"])),
-                           self.optimizer.learning_rate, self.start)
+        return TrainResult(
+            self.params,
+            costs,
+            self.learning_rates,
+            wall_time,
+            self.state,
+            end,
+            list(range(0, end, self.settings["record_every"])),
+            self.optimizer.learning_rate,
+            self.start,
+        )
