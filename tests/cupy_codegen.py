@@ -56,12 +56,33 @@ from pathlib import Path
 import numpy
 
 __all__ = [
-    "ARCHS", "CUPY_PINNED", "DTYPES", "CodegenError", "CompileError", "CupyBuild",
-    "KernelArgs", "NvccBuild", "cupy_build", "cupy_modules", "disassemble", "find_nvdisasm",
-    "launch_arginfos", "launch_kinds", "nvcc_build", "nvcc_options", "nvrtc_compile",
+    "ARCHS",
+    "CUPY_PINNED",
+    "DTYPES",
+    "CodegenError",
+    "CompileError",
+    "CupyBuild",
+    "KernelArgs",
+    "NvccBuild",
+    "cupy_build",
+    "cupy_modules",
+    "disassemble",
+    "find_nvdisasm",
+    "launch_arginfos",
+    "launch_kinds",
+    "nvcc_build",
+    "nvcc_options",
+    "nvrtc_compile",
     "nvrtc_unavailable_reason",
-    "prefetch_machine_code", "probe_builds", "probe_expansions", "ptx_entries", "ptx_float_ops", "ptx_problems", "sass_counts",
-    "sass_functions", "sass_problems",
+    "prefetch_machine_code",
+    "probe_builds",
+    "probe_expansions",
+    "ptx_entries",
+    "ptx_float_ops",
+    "ptx_problems",
+    "sass_counts",
+    "sass_functions",
+    "sass_problems",
 ]
 
 #: The CuPy release (major.minor) whose private code generator this module was written
@@ -87,19 +108,39 @@ class CompileError(RuntimeError):
 
 # ----------------------------------------------------------------------------- CuPy itself
 _REQUIRED = {
-    "cupy._core._kernel": ("ElementwiseKernel", "_ArgInfo", "_TypeMap",
-                           "_get_elementwise_kernel", "_get_elementwise_kernel_code"),
+    "cupy._core._kernel": (
+        "ElementwiseKernel",
+        "_ArgInfo",
+        "_TypeMap",
+        "_get_elementwise_kernel",
+        "_get_elementwise_kernel_code",
+    ),
     "cupy._core._scalar": ("CScalar",),
     "cupy._core._carray": ("Indexer",),
-    "cupy._core.core": ("compile_with_cache", "assemble_cupy_compiler_options",
-                        "_cupy_header_list"),
-    "cupy.cuda.compiler": ("_NVRTCProgram", "_get_arch", "_get_arch_for_options_for_nvrtc",
-                           "_kernel_cache_backend", "_get_nvrtc_version"),
+    "cupy._core.core": (
+        "compile_with_cache",
+        "assemble_cupy_compiler_options",
+        "_cupy_header_list",
+    ),
+    "cupy.cuda.compiler": (
+        "_NVRTCProgram",
+        "_get_arch",
+        "_get_arch_for_options_for_nvrtc",
+        "_kernel_cache_backend",
+        "_get_nvrtc_version",
+    ),
     "cupy_backends.cuda.api.runtime": ("CUDARuntimeError",),
     "cupy_backends.cuda.api.driver": ("CUDADriverError",),
-    "cupy_backends.cuda.libs.nvrtc": ("createProgram", "compileProgram", "getPTX", "getCUBIN",
-                                      "destroyProgram", "getProgramLog", "getVersion",
-                                      "NVRTCError"),
+    "cupy_backends.cuda.libs.nvrtc": (
+        "createProgram",
+        "compileProgram",
+        "getPTX",
+        "getCUBIN",
+        "destroyProgram",
+        "getProgramLog",
+        "getVersion",
+        "NVRTCError",
+    ),
 }
 
 
@@ -123,32 +164,41 @@ def cupy_modules() -> types.SimpleNamespace:
     cupy = importlib.import_module("cupy")
     version = getattr(cupy, "__version__", "")
     if not hasattr(cupy, "_core") or not version or not getattr(cupy, "__file__", None):
-        raise CodegenError(f"sys.modules['cupy'] is not the real CuPy ({cupy!r}); is a stand-in "
-                           "still installed?")
+        raise CodegenError(
+            f"sys.modules['cupy'] is not the real CuPy ({cupy!r}); is a stand-in still installed?"
+        )
     if ".".join(version.split(".")[:2]) != CUPY_PINNED:
         raise CodegenError(
             f"CuPy {version} is installed; tests/cupy_codegen.py drives CuPy's private code "
             f"generator as read in CuPy {CUPY_PINNED}. Re-read cupy/_core/_kernel.pyx "
             "(ElementwiseKernel.__call__, _get_elementwise_kernel), cupy/_core/core.pyx "
             "(compile_with_cache) and cupy/cuda/compiler.py (_compile_with_cache_cuda), update "
-            "the module, then CUPY_PINNED.")
+            "the module, then CUPY_PINNED."
+        )
     ns = {}
     for modname, names in _REQUIRED.items():
         try:
             mod = importlib.import_module(modname)
         except ImportError as exc:
-            raise CodegenError(f"CuPy {version}: cannot import {modname} ({exc}); the private "
-                               "code generator moved") from exc
+            raise CodegenError(
+                f"CuPy {version}: cannot import {modname} ({exc}); the private code generator moved"
+            ) from exc
         missing = [n for n in names if not hasattr(mod, n)]
         if missing:
-            raise CodegenError(f"CuPy {version}: {modname} has no {', '.join(missing)}; the "
-                               "private code generator moved, re-read CuPy's source")
+            raise CodegenError(
+                f"CuPy {version}: {modname} has no {', '.join(missing)}; the "
+                "private code generator moved, re-read CuPy's source"
+            )
         ns[modname.rsplit(".", 1)[-1]] = mod
-    for modname, fname in (("compiler", "_get_arch_for_options_for_nvrtc"),
-                           ("_kernel", "_get_elementwise_kernel")):
+    for modname, fname in (
+        ("compiler", "_get_arch_for_options_for_nvrtc"),
+        ("_kernel", "_get_elementwise_kernel"),
+    ):
         if not callable(getattr(getattr(ns[modname], fname), "__wrapped__", None)):
-            raise CodegenError(f"CuPy {version}: {modname}.{fname} is no longer a memoized "
-                               "wrapper with __wrapped__; re-read CuPy's source")
+            raise CodegenError(
+                f"CuPy {version}: {modname}.{fname} is no longer a memoized "
+                "wrapper with __wrapped__; re-read CuPy's source"
+            )
     _real_cupy = types.SimpleNamespace(cupy=cupy, **ns)
     return _real_cupy
 
@@ -180,23 +230,32 @@ class KernelArgs:
     no_return: bool = False
 
     @classmethod
-    def of(cls, kernel) -> "KernelArgs":
+    def of(cls, kernel) -> KernelArgs:
         """From a kernel object recording its constructor arguments as attributes (the
         ``ElementwiseKernel`` of ``xpopt.testing.cupy_standin()``)."""
         values = {f.name: getattr(kernel, f.name) for f in dataclasses.fields(cls)}
         if not isinstance(values["options"], tuple):
             # CuPy 14.2 types the parameter (`tuple options=()` in _get_elementwise_kernel):
             # anything else raises TypeError at the first launch.
-            raise TypeError(f"{values['name']}: options must be a tuple for CuPy, got "
-                            f"{type(values['options']).__name__} {values['options']!r}")
+            raise TypeError(
+                f"{values['name']}: options must be a tuple for CuPy, got "
+                f"{type(values['options']).__name__} {values['options']!r}"
+            )
         return cls(**values)
 
     @classmethod
-    def from_spec(cls, spec, **changes) -> "KernelArgs":
+    def from_spec(cls, spec, **changes) -> KernelArgs:
         """What ``get_kernel(spec)`` passes, written out (controls and probes only: the tests
         record the real arguments from ``get_kernel``)."""
-        args = cls(spec.in_params, spec.out_params, spec.operation, spec.name,
-                   preamble=spec.preamble, options=tuple(spec.options), no_return=True)
+        args = cls(
+            spec.in_params,
+            spec.out_params,
+            spec.operation,
+            spec.name,
+            preamble=spec.preamble,
+            options=tuple(spec.options),
+            no_return=True,
+        )
         return dataclasses.replace(args, **changes)
 
 
@@ -252,29 +311,33 @@ def launch_arginfos(cp, kernel, kinds, dtype, size: int = DEFAULT_SIZE):
     dtype = numpy.dtype(dtype)
     k = cp._kernel
     if len(kinds) not in (kernel.nin, kernel.nargs):
-        raise AssertionError(f"{kernel.name}: {len(kinds)} arguments for nin={kernel.nin}, "
-                             f"nargs={kernel.nargs}")
+        raise AssertionError(
+            f"{kernel.name}: {len(kinds)} arguments for nin={kernel.nin}, nargs={kernel.nargs}"
+        )
     if len(kinds) != kernel.nargs:
-        raise AssertionError(f"{kernel.name}: outputs must be passed (no_return kernels update "
-                             "in place)")
-    in_kinds, out_kinds = kinds[:kernel.nin], kinds[kernel.nin:]
+        raise AssertionError(
+            f"{kernel.name}: outputs must be passed (no_return kernels update in place)"
+        )
+    in_kinds, out_kinds = kinds[: kernel.nin], kinds[kernel.nin :]
     if any(kind != "array" for kind, _ in out_kinds):
         raise AssertionError(f"{kernel.name}: every output must be an array, got {out_kinds}")
     in_types = tuple(dtype if kind == "array" else None for kind, _ in in_kinds)
     # The arrays are all of `dtype` in the launch described (launch() takes T from them).
     in_types_decided, out_types, type_map = kernel._decide_params_type(
-        in_types, tuple(dtype for _ in out_kinds))
+        in_types, tuple(dtype for _ in out_kinds)
+    )
     array32 = size * dtype.itemsize <= _INDEX_32_LIMIT
     infos = []
-    for (kind, _), t in zip(in_kinds + out_kinds, in_types_decided + out_types):
+    for (kind, _), t in zip(in_kinds + out_kinds, in_types_decided + out_types, strict=True):
         if kind == "array":
-            infos.append(k._ArgInfo(_ARG_NDARRAY, cp.cupy.ndarray, numpy.dtype(t), 1, True,
-                                    array32))
+            infos.append(
+                k._ArgInfo(_ARG_NDARRAY, cp.cupy.ndarray, numpy.dtype(t), 1, True, array32)
+            )
         else:
-            infos.append(k._ArgInfo(_ARG_SCALAR, cp._scalar.CScalar, numpy.dtype(t), 0, True,
-                                    True))
-    infos.append(k._ArgInfo(_ARG_INDEXER, cp._carray.Indexer, None, 1, True,
-                            size <= _INDEX_32_LIMIT))
+            infos.append(k._ArgInfo(_ARG_SCALAR, cp._scalar.CScalar, numpy.dtype(t), 0, True, True))
+    infos.append(
+        k._ArgInfo(_ARG_INDEXER, cp._carray.Indexer, None, 1, True, size <= _INDEX_32_LIMIT)
+    )
     return tuple(infos), type_map
 
 
@@ -286,11 +349,11 @@ class CupyBuild:
     name: str
     dtype: numpy.dtype
     arch: str
-    code: str            # _get_elementwise_kernel_code's text (without CuPy's header lines)
-    source: str          # what NVRTC compiled: CuPy's header includes + code
-    program_name: str    # NVRTC program name CuPy gave
-    options: tuple       # the NVRTC options, in CuPy's order
-    method: str          # "cubin" (CuPy asks for machine code for arch) or "ptx"
+    code: str  # _get_elementwise_kernel_code's text (without CuPy's header lines)
+    source: str  # what NVRTC compiled: CuPy's header includes + code
+    program_name: str  # NVRTC program name CuPy gave
+    options: tuple  # the NVRTC options, in CuPy's order
+    method: str  # "cubin" (CuPy asks for machine code for arch) or "ptx"
     ptx: str
     cubin: bytes | None
     nvrtc_version: tuple
@@ -320,17 +383,33 @@ def _capturing(cp, arch: str):
         def compile(self, options=(), log_stream=None):
             out = super().compile(options, log_stream)
             ptx = out[0] if self.method == "ptx" else cp.nvrtc.getPTX(self.ptr)
-            records.append(dict(source=self.src, name=self.name, options=tuple(options),
-                                method=self.method, result=out[0], ptx=ptx))
+            records.append(
+                dict(
+                    source=self.src,
+                    name=self.name,
+                    options=tuple(options),
+                    method=self.method,
+                    result=out[0],
+                    ptx=ptx,
+                )
+            )
             return out
 
-    saved = {n: getattr(compiler, n) for n in
-             ("_NVRTCProgram", "_get_arch", "_get_arch_for_options_for_nvrtc",
-              "_kernel_cache_backend")}
+    saved = {
+        n: getattr(compiler, n)
+        for n in (
+            "_NVRTCProgram",
+            "_get_arch",
+            "_get_arch_for_options_for_nvrtc",
+            "_kernel_cache_backend",
+        )
+    }
     with _capture_lock:
         compiler._NVRTCProgram = SpyProgram
-        compiler._get_arch = lambda: arch[len("sm_"):]
-        compiler._get_arch_for_options_for_nvrtc = saved["_get_arch_for_options_for_nvrtc"].__wrapped__
+        compiler._get_arch = lambda: arch[len("sm_") :]
+        compiler._get_arch_for_options_for_nvrtc = saved[
+            "_get_arch_for_options_for_nvrtc"
+        ].__wrapped__
         compiler._kernel_cache_backend = _NoCache()
         try:
             yield records
@@ -343,9 +422,10 @@ def _as_text(x) -> str:
     return x.decode() if isinstance(x, bytes) else x
 
 
-@functools.lru_cache(maxsize=None)
-def cupy_build(args: KernelArgs, kinds: tuple, dtype, arch: str,
-               size: int = DEFAULT_SIZE) -> CupyBuild:
+@functools.cache
+def cupy_build(
+    args: KernelArgs, kinds: tuple, dtype, arch: str, size: int = DEFAULT_SIZE
+) -> CupyBuild:
     """Compile ``args`` the way CuPy does at the first launch of ``kinds`` over ``dtype``.
 
     Parameters
@@ -373,8 +453,14 @@ def cupy_build(args: KernelArgs, kinds: tuple, dtype, arch: str,
     if not re.fullmatch(r"sm_\d+", arch):
         raise ValueError(f"arch must look like 'sm_90', got {arch!r}")
     kernel = cp._kernel.ElementwiseKernel(
-        args.in_params, args.out_params, args.operation, args.name,
-        preamble=args.preamble, options=args.options, no_return=args.no_return)
+        args.in_params,
+        args.out_params,
+        args.operation,
+        args.name,
+        preamble=args.preamble,
+        options=args.options,
+        no_return=args.no_return,
+    )
     arginfos, type_map = launch_arginfos(cp, kernel, kinds, dtype, size)
     # ElementwiseKernel._get_kernel_code / _compile_kernel pass exactly these.
     call = (arginfos, type_map, kernel.params, kernel.operation, kernel.name, kernel.preamble)
@@ -386,23 +472,35 @@ def cupy_build(args: KernelArgs, kinds: tuple, dtype, arch: str,
             reached = any(r["source"].endswith(code) for r in records)
             if type(exc).__name__ == "CompileException":
                 log = getattr(exc, "_msg", None) or str(exc)
-                raise CompileError(f"NVRTC rejected {args.name} ({dtype}, {arch}):\n{log}"
-                                   ) from exc
-            if not (reached and isinstance(exc, (cp.runtime.CUDARuntimeError,
-                                                 cp.driver.CUDADriverError))):
-                raise CodegenError(f"CuPy did not build {args.name} as expected: "
-                                   f"{type(exc).__name__}: {exc}") from exc
+                raise CompileError(f"NVRTC rejected {args.name} ({dtype}, {arch}):\n{log}") from exc
+            if not (
+                reached
+                and isinstance(exc, (cp.runtime.CUDARuntimeError, cp.driver.CUDADriverError))
+            ):
+                raise CodegenError(
+                    f"CuPy did not build {args.name} as expected: {type(exc).__name__}: {exc}"
+                ) from exc
             # Loading the cubin into a module needs a driver; on a GPU machine it just works.
     mine = [r for r in records if r["source"].endswith(code)]
     if len(mine) != 1:
-        raise CodegenError(f"{args.name}: expected one NVRTC compilation of the kernel, "
-                           f"recorded {len(mine)} (of {len(records)})")
+        raise CodegenError(
+            f"{args.name}: expected one NVRTC compilation of the kernel, "
+            f"recorded {len(mine)} (of {len(records)})"
+        )
     r = mine[0]
     return CupyBuild(
-        name=args.name, dtype=dtype, arch=arch, code=code, source=r["source"],
-        program_name=r["name"], options=r["options"], method=r["method"],
-        ptx=_as_text(r["ptx"]), cubin=r["result"] if r["method"] == "cubin" else None,
-        nvrtc_version=tuple(cp.nvrtc.getVersion()))
+        name=args.name,
+        dtype=dtype,
+        arch=arch,
+        code=code,
+        source=r["source"],
+        program_name=r["name"],
+        options=r["options"],
+        method=r["method"],
+        ptx=_as_text(r["ptx"]),
+        cubin=r["result"] if r["method"] == "cubin" else None,
+        nvrtc_version=tuple(cp.nvrtc.getVersion()),
+    )
 
 
 def nvrtc_compile(source: str, options, name: str = "kernel.cu") -> tuple[str, bytes | None]:
@@ -414,8 +512,9 @@ def nvrtc_compile(source: str, options, name: str = "kernel.cu") -> tuple[str, b
         try:
             nv.compileProgram(prog, list(options))
         except nv.NVRTCError as exc:
-            raise CompileError(f"NVRTC failed with {list(options)}:\n"
-                               f"{nv.getProgramLog(prog)}") from exc
+            raise CompileError(
+                f"NVRTC failed with {list(options)}:\n{nv.getProgramLog(prog)}"
+            ) from exc
         ptx = _as_text(nv.getPTX(prog))
         real = any(re.fullmatch(r"-arch=sm_\d+", o) for o in options)
         return ptx, (nv.getCUBIN(prog) if real else None)
@@ -451,15 +550,35 @@ def ptx_float_ops(ptx: str) -> list[str]:
     return [op for op in _PTX_FLOAT_OP.findall(ptx) if not op.startswith(_PTX_NOT_ARITH)]
 
 
-_FTZ_CAPABLE = ("add", "sub", "mul", "div", "sqrt", "fma", "mad", "rcp", "rsqrt", "min", "max",
-                "abs", "neg", "setp", "testp", "ex2", "lg2", "sin", "cos")
+_FTZ_CAPABLE = (
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "sqrt",
+    "fma",
+    "mad",
+    "rcp",
+    "rsqrt",
+    "min",
+    "max",
+    "abs",
+    "neg",
+    "setp",
+    "testp",
+    "ex2",
+    "lg2",
+    "sin",
+    "cos",
+)
 
 
 def ptx_problems(ptx: str, name: str, dtype, operation: str) -> list[str]:
     """What, in kernel ``name`` of a PTX module, breaks xpopt's rounding contract.
 
-    The whole module is read (a helper function would count). Empty when: no ``.f64`` in a float32 module; every float instruction of the
-    entry has ``T``'s width (conversions aside); no ``fma``/``mad``; ``add``/``sub``/``mul``
+    The whole module is read (a helper function would count). Empty when: no ``.f64`` in a
+    float32 module; every float instruction of the entry has ``T``'s width (conversions
+    aside); no ``fma``/``mad``; ``add``/``sub``/``mul``
     carry ``.rn``; nothing ``.approx``; ``sqrt(`` and ``/`` in ``operation`` show as
     ``sqrt.rn`` / ``div.rn``; in float32 every arithmetic op carries ``.ftz`` (CuPy's
     ``-ftz=true``), in float64 none does.
@@ -471,8 +590,13 @@ def ptx_problems(ptx: str, name: str, dtype, operation: str) -> list[str]:
     if name not in entries:
         return [f"no .entry {name} in the PTX (entries: {sorted(entries)})"]
     if width == "f32":
-        lines = sorted({ln.strip() for ln in ptx.splitlines()
-                        if ".f64" in ln and not ln.lstrip().startswith("//")})
+        lines = sorted(
+            {
+                ln.strip()
+                for ln in ptx.splitlines()
+                if ".f64" in ln and not ln.lstrip().startswith("//")
+            }
+        )
         if lines:
             problems.append(f"FP64 in a float32 kernel: {lines[:5]}")
     # The whole module (one kernel, plus any helper .func) is read, not just the entry.
@@ -496,24 +620,28 @@ def ptx_problems(ptx: str, name: str, dtype, operation: str) -> list[str]:
                 problems.append(f"{op} flushes subnormals in a float64 kernel")
     for needed, marker in ((f"sqrt.rn.{width}", "sqrt("), (f"div.rn.{width}", "/")):
         if marker in operation and not any(
-                o.split(".")[0] == needed.split(".")[0] and "rn" in o.split(".")
-                and o.endswith(width) for o in ops):
-            problems.append(f"no {needed} although the operation has {marker!r} "
-                            f"(found {sorted(set(ops))})")
+            o.split(".")[0] == needed.split(".")[0] and "rn" in o.split(".") and o.endswith(width)
+            for o in ops
+        ):
+            problems.append(
+                f"no {needed} although the operation has {marker!r} (found {sorted(set(ops))})"
+            )
     return problems
 
 
 # ------------------------------------------------------------------------- nvcc (CUDA 13)
 #: NVRTC options with no nvcc counterpart, and why dropping them cannot change the code.
 NVRTC_ONLY = {
-    "--device-as-default-execution-space":
+    "--device-as-default-execution-space": (
         "NVRTC only: makes unannotated functions __device__; nvcc would instead reject a "
-        "kernel calling such a function, so a dropped option cannot silently change code",
+        "kernel calling such a function, so a dropped option cannot silently change code"
+    ),
     "-default-device": "short form of --device-as-default-execution-space",
 }
 _NVCC_KEEP = re.compile(
     r"-I.+|--?fmad=(true|false)|--?ftz=(true|false)|--?prec-(div|sqrt)=(true|false)"
-    r"|--?std=c\+\+\d\d|-arch=sm_\d+|-D\w+(=.*)?|--use_fast_math|-use_fast_math")
+    r"|--?std=c\+\+\d\d|-arch=sm_\d+|-D\w+(=.*)?|--use_fast_math|-use_fast_math"
+)
 
 
 def nvcc_options(options) -> tuple[tuple, tuple]:
@@ -531,8 +659,10 @@ def nvcc_options(options) -> tuple[tuple, tuple]:
         elif _NVCC_KEEP.fullmatch(o):
             kept.append(o)
         else:
-            raise CompileError(f"no nvcc translation for the NVRTC option {o!r}; extend "
-                               "tests/cupy_codegen.py nvcc_options")
+            raise CompileError(
+                f"no nvcc translation for the NVRTC option {o!r}; extend "
+                "tests/cupy_codegen.py nvcc_options"
+            )
     return tuple(kept), tuple(dropped)
 
 
@@ -549,32 +679,35 @@ class NvccBuild:
 def _run(cmd, what: str) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise CompileError(f"{what} failed (exit {proc.returncode}): {' '.join(map(str, cmd))}"
-                           f"\n--- stderr ---\n{proc.stderr.strip()}\n--- stdout ---\n"
-                           f"{proc.stdout.strip()}")
+        raise CompileError(
+            f"{what} failed (exit {proc.returncode}): {' '.join(map(str, cmd))}"
+            f"\n--- stderr ---\n{proc.stderr.strip()}\n--- stdout ---\n"
+            f"{proc.stdout.strip()}"
+        )
     return proc
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def nvcc_build(build: CupyBuild, nvcc: str) -> NvccBuild:
     """Compile ``build.source`` with nvcc to a cubin for ``build.arch`` (PTX kept too)."""
     opts, dropped = nvcc_options(build.options)
     if f"-arch={build.arch}" not in opts:
-        raise CompileError(f"{build.name}: CuPy's options {build.options} do not target "
-                           f"{build.arch}")
+        raise CompileError(
+            f"{build.name}: CuPy's options {build.options} do not target {build.arch}"
+        )
     with tempfile.TemporaryDirectory(prefix="xpopt-cupy-nvcc-") as tmp:
         src, out = Path(tmp, f"{build.name}.cu"), Path(tmp, f"{build.name}.cubin")
         keep = Path(tmp, "keep")
         keep.mkdir()
         src.write_text(build.source)
-        cmd = (nvcc, "-cubin", *opts, "--keep", "--keep-dir", str(keep), "-o", str(out),
-               str(src))
+        cmd = (nvcc, "-cubin", *opts, "--keep", "--keep-dir", str(keep), "-o", str(out), str(src))
         _run(cmd, f"nvcc ({build.name}, {build.dtype}, {build.arch})")
         ptx_files = list(keep.glob("*.ptx"))
         if len(ptx_files) != 1:
             raise CompileError(f"nvcc --keep left {len(ptx_files)} PTX files")
-        return NvccBuild(cubin=out.read_bytes(), ptx=ptx_files[0].read_text(),
-                         command=cmd, dropped=dropped)
+        return NvccBuild(
+            cubin=out.read_bytes(), ptx=ptx_files[0].read_text(), command=cmd, dropped=dropped
+        )
 
 
 # ---------------------------------------------------------------------------- nvdisasm
@@ -594,7 +727,7 @@ def find_nvdisasm() -> str | None:
     return shutil.which("nvdisasm")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def disassemble(cubin: bytes, nvdisasm: str) -> str:
     """nvdisasm's listing of a cubin's code sections."""
     with tempfile.TemporaryDirectory(prefix="xpopt-nvdisasm-") as tmp:
@@ -604,7 +737,9 @@ def disassemble(cubin: bytes, nvdisasm: str) -> str:
 
 
 _SASS_FUNCTION = re.compile(r"^\s*\.type\s+([^,\s]+)\s*,\s*@function", re.M)
-_SASS_INSTR = re.compile(r"^\s*/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P[T\d]+\s+)?([A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)")
+_SASS_INSTR = re.compile(
+    r"^\s*/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P[T\d]+\s+)?([A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)"
+)
 
 
 def sass_functions(listing: str) -> dict[str, list[str]]:
@@ -626,7 +761,8 @@ def sass_functions(listing: str) -> dict[str, list[str]]:
 
 
 def _subroutine_kind(name: str) -> str:
-    """``$__internal_1_$__cuda_sm3x_div_rn_ftz_f32_slowpath`` -> ``__cuda_sm3x_div_rn_ftz_f32_slowpath``."""
+    """``$__internal_1_$__cuda_sm3x_div_rn_ftz_f32_slowpath`` ->
+    ``__cuda_sm3x_div_rn_ftz_f32_slowpath``."""
     return re.sub(r"^\$__internal_\d+_\$", "", name)
 
 
@@ -637,8 +773,10 @@ def sass_counts(opcodes) -> collections.Counter:
     return c
 
 
-_SASS_FP64 = re.compile(r"^(DADD|DMUL|DFMA|DSETP|DSET|DMNMX|DMMA)\b|\.F64\b|"
-                        r"^MUFU\.\w*64H")
+_SASS_FP64 = re.compile(
+    r"^(DADD|DMUL|DFMA|DSETP|DSET|DMNMX|DMMA)\b|\.F64\b|"
+    r"^MUFU\.\w*64H"
+)
 FMA_OPS = ("FFMA", "DFMA")
 
 
@@ -651,12 +789,19 @@ class Expansions:
     """Fused multiply-adds in the correctly rounded division and square root sequences of one
     (arch, dtype, options): per operation in the kernel's body, and per slow-path subroutine."""
 
-    body: dict          # {"div": Counter, "sqrt": Counter}
-    subroutines: dict   # {kind: Counter}
+    body: dict  # {"div": Counter, "sqrt": Counter}
+    subroutines: dict  # {kind: Counter}
 
 
-def sass_problems(listing: str, name: str, dtype, n_div: int, n_sqrt: int,
-                  expansions: Expansions | None, operation: str = "") -> list[str]:
+def sass_problems(
+    listing: str,
+    name: str,
+    dtype,
+    n_div: int,
+    n_sqrt: int,
+    expansions: Expansions | None,
+    operation: str = "",
+) -> list[str]:
     """What, in the machine code of kernel ``name``, breaks xpopt's rounding contract.
 
     Parameters
@@ -712,20 +857,24 @@ def sass_problems(listing: str, name: str, dtype, n_div: int, n_sqrt: int,
     if expansions is None:
         if n_div or n_sqrt:
             raise ValueError("expansions are needed to account for divisions and square roots")
-        expansions = Expansions(body={"div": collections.Counter(),
-                                      "sqrt": collections.Counter()}, subroutines={})
+        expansions = Expansions(
+            body={"div": collections.Counter(), "sqrt": collections.Counter()}, subroutines={}
+        )
     counts = sass_counts(body)
     for op in FMA_OPS:
-        want = (n_div * expansions.body["div"][op] + n_sqrt * expansions.body["sqrt"][op])
+        want = n_div * expansions.body["div"][op] + n_sqrt * expansions.body["sqrt"][op]
         if counts[op] != want:
             problems.append(
                 f"{counts[op]} {op} in the kernel's body, where its {n_div} division(s) and "
-                f"{n_sqrt} square root(s) account for {want}: a multiply-add was fused")
+                f"{n_sqrt} square root(s) account for {want}: a multiply-add was fused"
+            )
     kinds = [_subroutine_kind(sub) for sub in functions if sub != name]
     for marker, needed in (("/", "div_rn"), ("sqrt(", "sqrt_rn")):
         if marker in operation and not any(needed in k for k in kinds):
-            problems.append(f"the operation has {marker!r} but the machine code calls no "
-                            f"correctly rounded {needed} slow path (subroutines: {kinds})")
+            problems.append(
+                f"the operation has {marker!r} but the machine code calls no "
+                f"correctly rounded {needed} slow path (subroutines: {kinds})"
+            )
     for sub, ops in functions.items():
         if sub == name:
             continue
@@ -733,24 +882,30 @@ def sass_problems(listing: str, name: str, dtype, n_div: int, n_sqrt: int,
         if "_rn_" not in kind or width not in kind:
             problems.append(f"subroutine {kind} is not a correctly rounded {width} one")
         if ("ftz" in kind.split("_")) != (width == "f32"):
-            problems.append(f"subroutine {kind}: flush-to-zero variant in {width} "
-                            f"{'missing' if width == 'f32' else 'present'}")
+            problems.append(
+                f"subroutine {kind}: flush-to-zero variant in {width} "
+                f"{'missing' if width == 'f32' else 'present'}"
+            )
         if kind not in expansions.subroutines:
-            problems.append(f"subroutine {kind} does not occur in the division and square-root "
-                            f"probes ({sorted(expansions.subroutines)})")
+            problems.append(
+                f"subroutine {kind} does not occur in the division and square-root "
+                f"probes ({sorted(expansions.subroutines)})"
+            )
             continue
         c = sass_counts(ops)
         for op in FMA_OPS:
             if c[op] != expansions.subroutines[kind][op]:
-                problems.append(f"{c[op]} {op} in {kind}, the probes have "
-                                f"{expansions.subroutines[kind][op]}")
+                problems.append(
+                    f"{c[op]} {op} in {kind}, the probes have {expansions.subroutines[kind][op]}"
+                )
     return problems
 
 
 def count_ptx(ptx_entry: str, base: str, width: str) -> int:
     """How many ``base.rn...width`` instructions (e.g. ``div``, ``sqrt``) a PTX entry has."""
-    return sum(1 for op in ptx_float_ops(ptx_entry)
-               if op.split(".")[0] == base and op.endswith(width))
+    return sum(
+        1 for op in ptx_float_ops(ptx_entry) if op.split(".")[0] == base and op.endswith(width)
+    )
 
 
 PROBES = {
@@ -770,7 +925,7 @@ def probe_builds(dtype, arch: str, options: tuple) -> dict[str, tuple[KernelArgs
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def probe_expansions(dtype, arch: str, options: tuple, nvcc: str, nvdisasm: str) -> Expansions:
     """The FFMA/DFMA counts of one correctly rounded division and one square root, from
     probe kernels built like xpopt's (CuPy's generator, NVRTC options, nvcc, nvdisasm)."""

@@ -24,23 +24,36 @@ import functools
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy
 
 from xpopt.kernels import KernelSpec
 
 __all__ = [
-    "DTYPES", "HYPER", "CompileError", "assert_bitwise_equal", "course_init", "course_step",
-    "edge_values", "find_gxx", "host_function", "host_source", "joined", "optimizer_class",
-    "run_on_host", "split",
+    "DTYPES",
+    "HYPER",
+    "CompileError",
+    "assert_bitwise_equal",
+    "course_init",
+    "course_step",
+    "edge_values",
+    "find_gxx",
+    "host_function",
+    "host_source",
+    "joined",
+    "optimizer_class",
+    "run_on_host",
+    "split",
 ]
 
 DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 _CTYPE_NAMES = {numpy.dtype(numpy.float32): "float", numpy.dtype(numpy.float64): "double"}
-_CTYPES_SCALARS = {numpy.dtype(numpy.float32): ctypes.c_float,
-                   numpy.dtype(numpy.float64): ctypes.c_double}
+_CTYPES_SCALARS = {
+    numpy.dtype(numpy.float32): ctypes.c_float,
+    numpy.dtype(numpy.float64): ctypes.c_double,
+}
 HOST_FLAGS = ("-O2", "-shared", "-fPIC", "-ffp-contract=off", "-std=c++17")
 
 
@@ -61,8 +74,10 @@ def _check_spec(spec: KernelSpec) -> None:
     # The harness fixes T only; a spec with another type placeholder would bind differently.
     for _, ctype, name in spec.params:
         if ctype != "T":
-            raise ValueError(f"{spec.name}: parameter {name!r} has type {ctype!r}; the harness "
-                             "supports the single placeholder type 'T'")
+            raise ValueError(
+                f"{spec.name}: parameter {name!r} has type {ctype!r}; the harness "
+                "supports the single placeholder type 'T'"
+            )
 
 
 def _signature(spec: KernelSpec) -> str:
@@ -121,8 +136,12 @@ def host_source(specs: KernelSpec | Iterable[KernelSpec], dtype) -> str:
     square root, as in device code.
     """
     specs = _as_tuple(specs)
-    parts = ["#include <cmath>", "using std::sqrt;", f"typedef {_ctype(dtype)} T;",
-             _preambles(specs)]
+    parts = [
+        "#include <cmath>",
+        "using std::sqrt;",
+        f"typedef {_ctype(dtype)} T;",
+        _preambles(specs),
+    ]
     for spec in specs:
         parts.append(
             f'extern "C" void {spec.name}({_signature(spec)})\n'
@@ -168,8 +187,18 @@ def edge_values(dtype) -> numpy.ndarray:
     else:
         big, square_overflows, square_subnormal, square_zero = 1e150, 1e160, 1e-155, 1e-170
     tiny_sub = fi.smallest_subnormal
-    magnitudes = [tiny_sub, tiny_sub * 300, square_zero, square_subnormal,
-                  float(numpy.sqrt(fi.tiny)), fi.tiny, big, square_overflows, fi.max, numpy.inf]
+    magnitudes = [
+        tiny_sub,
+        tiny_sub * 300,
+        square_zero,
+        square_subnormal,
+        float(numpy.sqrt(fi.tiny)),
+        fi.tiny,
+        big,
+        square_overflows,
+        fi.max,
+        numpy.inf,
+    ]
     values = [0.0, -0.0, numpy.nan]
     for m in magnitudes:
         values += [m, -m]
@@ -198,7 +227,8 @@ def assert_bitwise_equal(actual, desired, what: str = "") -> None:
         i = bad[0]
         raise AssertionError(
             f"{what}: {bad.size} element(s) equal in value but not in bits, first "
-            f"{actual[keep][i]!r} ({bits_a[i]:#x}) vs {desired[keep][i]!r} ({bits_d[i]:#x})")
+            f"{actual[keep][i]!r} ({bits_a[i]:#x}) vs {desired[keep][i]!r} ({bits_d[i]:#x})"
+        )
 
 
 # ---------------------------------------------------------------------------- host build
@@ -214,7 +244,7 @@ def _host_tmp() -> Path:
     return Path(_host_dir.name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _host_library(spec: KernelSpec, dtype: numpy.dtype, gxx: str) -> ctypes.CDLL:
     tmp = _host_tmp()
     stem = f"{spec.name}_{_ctype(dtype)}"
@@ -276,8 +306,10 @@ def run_on_host(spec: KernelSpec, dtype, arrays: dict, scalars: dict) -> None:
     want_scalars = {n for role, _, n in spec.params if role == "scalar"}
     for got, want, what in ((arrays, want_arrays, "arrays"), (scalars, want_scalars, "scalars")):
         if set(got) != want:
-            raise KeyError(f"{spec.name} {what}: missing {sorted(want - set(got))}, "
-                           f"unexpected {sorted(set(got) - want)}")
+            raise KeyError(
+                f"{spec.name} {what}: missing {sorted(want - set(got))}, "
+                f"unexpected {sorted(set(got) - want)}"
+            )
     sizes = set()
     for role, _, name in spec.params:
         if role == "scalar":
@@ -334,7 +366,7 @@ def split(flat, layout, prefix: str = "", packed: bool = False, xp=numpy) -> dic
     out, lo = {}, 0
     for k, s in keyed:
         size = int(numpy.prod(s))
-        out[k] = xp.array(flat[lo: lo + size].reshape(s), copy=True)
+        out[k] = xp.array(flat[lo : lo + size].reshape(s), copy=True)
         lo += size
     return out
 
@@ -360,8 +392,7 @@ def course_init(name: str, parameters: dict) -> dict:
     return {}
 
 
-def course_step(name: str, parameters: dict, grads: dict, state: dict, t: int,
-                hyper: dict) -> dict:
+def course_step(name: str, parameters: dict, grads: dict, state: dict, t: int, hyper: dict) -> dict:
     """One step through the course-named function (in place), checking it hands back the
     same dicts; returns Adam's ``v_corrected`` and ``s_corrected`` (empty for the others)."""
     import xpopt  # noqa: PLC0415
@@ -371,17 +402,27 @@ def course_step(name: str, parameters: dict, grads: dict, state: dict, t: int,
         assert xpopt.update_parameters_with_gd(parameters, grads, lr) is parameters
         return {}
     if name == "xpopt_momentum":
-        p, v = xpopt.update_parameters_with_momentum(parameters, grads, state["v"],
-                                                     hyper["beta"], lr)
+        p, v = xpopt.update_parameters_with_momentum(
+            parameters, grads, state["v"], hyper["beta"], lr
+        )
         assert p is parameters and v is state["v"]
         return {}
     if name == "xpopt_rmsprop":
-        p, s = xpopt.update_parameters_with_rmsprop(parameters, grads, state["s"], lr,
-                                                    hyper["beta2"], hyper["epsilon"])
+        p, s = xpopt.update_parameters_with_rmsprop(
+            parameters, grads, state["s"], lr, hyper["beta2"], hyper["epsilon"]
+        )
         assert p is parameters and s is state["s"]
         return {}
     p, v, s, v_corr, s_corr = xpopt.update_parameters_with_adam(
-        parameters, grads, state["v"], state["s"], t, lr, hyper["beta1"], hyper["beta2"],
-        hyper["epsilon"])
+        parameters,
+        grads,
+        state["v"],
+        state["s"],
+        t,
+        lr,
+        hyper["beta1"],
+        hyper["beta2"],
+        hyper["epsilon"],
+    )
     assert p is parameters and v is state["v"] and s is state["s"]
     return {"v_corrected": v_corr, "s_corrected": s_corr}

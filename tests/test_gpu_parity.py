@@ -27,7 +27,6 @@ import numpy
 import pytest
 
 import kernel_harness as kh
-import xpopt
 from conftest import assert_close, require_gpu
 from xpopt import kernels
 from xpopt.optim import base
@@ -36,8 +35,14 @@ DTYPES = [pytest.param(d, id=d.name) for d in kh.DTYPES]
 RULES = [pytest.param(name, id=name.removeprefix("xpopt_")) for name in kernels.SPECS]
 STEPS = 5
 # About 100k parameters, W1 several NumPy chunks long, and odd sizes for the tails.
-LAYOUT = (("W1", (256, 256)), ("b1", (256, 1)), ("W2", (128, 256)), ("b2", (128, 1)),
-          ("W3", (1, 128)), ("b3", (1, 1)))
+LAYOUT = (
+    ("W1", (256, 256)),
+    ("b1", (256, 1)),
+    ("W2", (128, 256)),
+    ("b2", (128, 1)),
+    ("W3", (1, 128)),
+    ("b3", (1, 1)),
+)
 N = sum(int(numpy.prod(s)) for _, s in LAYOUT)
 
 
@@ -76,13 +81,14 @@ def _run(xp, name: str, api: str, dtype, packed: bool, fused: bool, param0, grad
 def _data(dtype, seed=7):
     rng = numpy.random.default_rng(seed)
     param0 = rng.standard_normal(N).astype(dtype)
-    grads = [(rng.standard_normal(N) * 10.0 ** rng.uniform(-3, 2)).astype(dtype)
-             for _ in range(STEPS)]
+    grads = [
+        (rng.standard_normal(N) * 10.0 ** rng.uniform(-3, 2)).astype(dtype) for _ in range(STEPS)
+    ]
     return param0, grads
 
 
 def _compare(got, want, what, *, exact):
-    for t, (g, w) in enumerate(zip(got, want), start=1):
+    for t, (g, w) in enumerate(zip(got, want, strict=True), start=1):
         for key in w:
             assert_close(g[key], w[key])
             if exact:
@@ -146,17 +152,16 @@ def test_kernel_equals_twin_at_edges_with_the_gpus_flush_to_zero(name, dtype):
     plain_differs = False
     with numpy.errstate(all="ignore"):
         for t in range(1, 9):
-            grad = numpy.concatenate([numpy.tile(edges, 4),
-                                      rng.standard_normal(n - 4 * edges.size).astype(dtype)])
+            grad = numpy.concatenate(
+                [numpy.tile(edges, 4), rng.standard_normal(n - 4 * edges.size).astype(dtype)]
+            )
             grad = grad[rng.permutation(n)]
             if t == 1:  # the edge parameters (subnormals among them) meet a zero gradient
                 grad[: edges.size] = 0
             scalars = opt.scalars(opt.learning_rate, t)
             with ftz_mode() if flushes else contextlib.nullcontext():
-                cls.rule(numpy, twin["param"], grad, *[twin[s] for s in cls.slots], a, b,
-                         **scalars)
-            cls.rule(numpy, plain["param"], grad, *[plain[s] for s in cls.slots], a, b,
-                     **scalars)
+                cls.rule(numpy, twin["param"], grad, *[twin[s] for s in cls.slots], a, b, **scalars)
+            cls.rule(numpy, plain["param"], grad, *[plain[s] for s in cls.slots], a, b, **scalars)
             kernels.launch(spec, {"grad": cupy.asarray(grad), **dev}, scalars)
             for key in twin:
                 got = cupy.asnumpy(dev[key])
@@ -164,7 +169,8 @@ def test_kernel_equals_twin_at_edges_with_the_gpus_flush_to_zero(name, dtype):
                 plain_differs |= not numpy.array_equal(got, plain[key], equal_nan=True)
                 plain[key][...] = got  # the next step compares one step's arithmetic only
     assert plain_differs == flushes, (
-        "float32 edge values must touch a subnormal somewhere (and float64 never flushes)")
+        "float32 edge values must touch a subnormal somewhere (and float64 never flushes)"
+    )
 
 
 # ------------------------------------------------------------------ one group, one launch
@@ -189,10 +195,11 @@ def test_packed_flatdicts_update_as_one_group(xp):
 
     plain_params, plain_named = _named(xp, packed=False)
     assert base._packed_together(plain_params, plain_named) is False
-    groups = base._groups(plain_params, {"grad": plain_named["grads"], "v": plain_named["v"]},
-                          False)
+    groups = base._groups(
+        plain_params, {"grad": plain_named["grads"], "v": plain_named["v"]}, False
+    )
     assert [id(g["param"]) for g in groups] == [id(plain_params[k]) for k, _ in LAYOUT]
-    for g, (k, _) in zip(groups, LAYOUT):
+    for g, (k, _) in zip(groups, LAYOUT, strict=True):
         assert g["grad"] is plain_named["grads"]["d" + k] and g["v"] is plain_named["v"]["d" + k]
 
     # A packed FlatDict beside plain dicts, or one whose key was rebound, is not one group.

@@ -39,10 +39,12 @@ def require_gxx() -> str:
     path = kh.find_gxx()
     if path is None:
         if IN_CI:
-            pytest.fail("g++ (host build of the kernels) is required under CI=true but was "
-                        "not found")
-        pytest.skip("g++ is not installed on this machine (needed for the host build of the "
-                    "kernels)")
+            pytest.fail(
+                "g++ (host build of the kernels) is required under CI=true but was not found"
+            )
+        pytest.skip(
+            "g++ is not installed on this machine (needed for the host build of the kernels)"
+        )
     return path
 
 
@@ -51,8 +53,15 @@ def _gxx():
     require_gxx()
 
 
-def course_scalars(name: str, t: int, learning_rate: float, beta: float = 0.9,
-                   beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8) -> dict:
+def course_scalars(
+    name: str,
+    t: int,
+    learning_rate: float,
+    beta: float = 0.9,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+) -> dict:
     """The kernel's scalar arguments for step ``t``, written from the course's formulas.
 
     Independent of ``xpopt.optim``'s ``*_scalars`` helpers on purpose: the public-API tests
@@ -64,9 +73,16 @@ def course_scalars(name: str, t: int, learning_rate: float, beta: float = 0.9,
         return {"lr": learning_rate, "beta": beta, "one_minus_beta": 1 - beta}
     if name == "xpopt_rmsprop":
         return {"lr": learning_rate, "beta2": beta2, "one_minus_beta2": 1 - beta2, "eps": epsilon}
-    return {"lr": learning_rate, "beta1": beta1, "one_minus_beta1": 1 - beta1, "beta2": beta2,
-            "one_minus_beta2": 1 - beta2, "bias1": 1 - beta1**t, "bias2": 1 - beta2**t,
-            "eps": epsilon}
+    return {
+        "lr": learning_rate,
+        "beta1": beta1,
+        "one_minus_beta1": 1 - beta1,
+        "beta2": beta2,
+        "one_minus_beta2": 1 - beta2,
+        "bias1": 1 - beta1**t,
+        "bias2": 1 - beta2**t,
+        "eps": epsilon,
+    }
 
 
 class TwinAndKernel:
@@ -83,8 +99,14 @@ class TwinAndKernel:
 
     def step(self, grad: numpy.ndarray, scalars: dict, what: str) -> None:
         rule = self.opt_cls.rule
-        rule(numpy, self.twin["param"], grad, *[self.twin[s] for s in self.slots],
-             *self.scratch, **scalars)
+        rule(
+            numpy,
+            self.twin["param"],
+            grad,
+            *[self.twin[s] for s in self.slots],
+            *self.scratch,
+            **scalars,
+        )
         kh.run_on_host(self.spec, grad.dtype, {"grad": grad, **self.host}, scalars)
         for key in self.twin:
             kh.assert_bitwise_equal(self.host[key], self.twin[key], f"{what}: {key}")
@@ -121,30 +143,38 @@ def test_host_kernel_equals_twin_at_floating_point_edges(name, dtype, t0):
     n = 8 * edges.size
     param = rng.standard_normal(n).astype(dtype)
     param[: edges.size] = edges  # parameters start at the edges too
-    param[edges.size: 2 * edges.size] = 0
+    param[edges.size : 2 * edges.size] = 0
     pair = TwinAndKernel(spec, param)
     opt = OPTIMIZERS[name](**HYPER[name])
     seen = numpy.zeros(4, dtype=bool)  # inf, nan, subnormal, zero somewhere in the outputs
     with numpy.errstate(all="ignore"):
         for t in range(t0, t0 + 12):
-            grad = numpy.concatenate([edges, edges, rng.standard_normal(n - 2 * edges.size)
-                                      .astype(dtype)])
+            grad = numpy.concatenate(
+                [edges, edges, rng.standard_normal(n - 2 * edges.size).astype(dtype)]
+            )
             grad = grad[rng.permutation(n)]
             pair.step(grad, opt.scalars(opt.learning_rate, t), f"{name} {dtype} t={t}")
             for a in pair.host.values():
                 mag = numpy.abs(a)
-                seen |= [numpy.isinf(a).any(), numpy.isnan(a).any(),
-                         ((mag > 0) & (mag < numpy.finfo(dtype).tiny)).any(), (a == 0).any()]
+                seen |= [
+                    numpy.isinf(a).any(),
+                    numpy.isnan(a).any(),
+                    ((mag > 0) & (mag < numpy.finfo(dtype).tiny)).any(),
+                    (a == 0).any(),
+                ]
     # The comparison above is only worth something if the edges were reached.
-    assert seen.all(), dict(zip(["inf", "nan", "subnormal", "zero"], seen))
+    assert seen.all(), dict(zip(["inf", "nan", "subnormal", "zero"], seen, strict=True))
 
 
 def test_bitwise_comparison_catches_a_reordered_operation():
     """Control: ``lr * (grad / d)`` instead of ``(lr * grad) / d`` is seen as a mismatch."""
     reordered = dataclasses.replace(
-        kernels.RMSPROP, name="ctl_rmsprop_reordered",
-        operation=kernels.RMSPROP.operation.replace("lr * grad / (sqrt(s) + eps)",
-                                                    "lr * (grad / (sqrt(s) + eps))"))
+        kernels.RMSPROP,
+        name="ctl_rmsprop_reordered",
+        operation=kernels.RMSPROP.operation.replace(
+            "lr * grad / (sqrt(s) + eps)", "lr * (grad / (sqrt(s) + eps))"
+        ),
+    )
     assert reordered.operation != kernels.RMSPROP.operation
     rng = numpy.random.default_rng(5)
     dtype = numpy.dtype(numpy.float32)
@@ -169,15 +199,22 @@ def test_run_on_host_rejects_bad_arguments():
 
 
 def test_host_compile_error_carries_gxx_stderr():
-    broken = dataclasses.replace(kernels.GD, name="ctl_host_broken",
-                                 operation="param = param - lr * undeclared_name;")
+    broken = dataclasses.replace(
+        kernels.GD, name="ctl_host_broken", operation="param = param - lr * undeclared_name;"
+    )
     with pytest.raises(kh.CompileError, match="undeclared_name"):
         kh.host_function(broken, numpy.float32)
 
 
 # ------------------------------------------------------------------- public functions
-LAYOUT = (("W1", (120, 300)), ("b1", (120, 1)), ("W2", (150, 120)), ("b2", (150, 1)),
-          ("W3", (1, 150)), ("b3", (1, 1)))
+LAYOUT = (
+    ("W1", (120, 300)),
+    ("b1", (120, 1)),
+    ("W2", (150, 120)),
+    ("b2", (150, 1)),
+    ("W3", (1, 150)),
+    ("b3", (1, 1)),
+)
 N = sum(int(numpy.prod(s)) for _, s in LAYOUT)
 
 
@@ -194,7 +231,7 @@ def _fill(d: dict, flat: numpy.ndarray, prefix: str) -> None:
     lo = 0
     for k, shape in LAYOUT:
         size = int(numpy.prod(shape))
-        d[prefix + k][...] = flat[lo: lo + size].reshape(shape)
+        d[prefix + k][...] = flat[lo : lo + size].reshape(shape)
         lo += size
 
 
@@ -263,10 +300,12 @@ def test_public_api_equals_host_kernel(name, dtype, packed, api):
         if extra:  # Adam's function also returns the bias-corrected moments
             want_v = host["v"] / dtype.type(scalars["bias1"])
             want_s = host["s"] / dtype.type(scalars["bias2"])
-            kh.assert_bitwise_equal(kh.joined(extra["v_corrected"], LAYOUT, "d"), want_v,
-                                    f"{what}: v_corrected")
-            kh.assert_bitwise_equal(kh.joined(extra["s_corrected"], LAYOUT, "d"), want_s,
-                                    f"{what}: s_corrected")
+            kh.assert_bitwise_equal(
+                kh.joined(extra["v_corrected"], LAYOUT, "d"), want_v, f"{what}: v_corrected"
+            )
+            kh.assert_bitwise_equal(
+                kh.joined(extra["s_corrected"], LAYOUT, "d"), want_s, f"{what}: s_corrected"
+            )
     if packed:  # still one buffer: the in-place path was taken, nothing was rebound
         assert params.packed and all(d.packed for d in state.values())
 
@@ -288,8 +327,7 @@ def test_large_model_equals_host_kernel(name, dtype):
     host = {"param": param0, **{slot: numpy.zeros(n, dtype) for slot in opt.slots}}
     for t in (1, 2):
         grad = rng.standard_normal(n).astype(dtype)
-        opt.update(params, xpopt.FlatDict(grad.copy(), (("dW1", (n - 1,)), ("db1", (1,)))),
-                   ostate)
+        opt.update(params, xpopt.FlatDict(grad.copy(), (("dW1", (n - 1,)), ("db1", (1,)))), ostate)
         kh.run_on_host(spec, dtype, {"grad": grad, **host}, opt.scalars(opt.learning_rate, t))
         kh.assert_bitwise_equal(params.flat, host["param"], f"{name} {dtype} n={n} t={t}")
         for slot in opt.slots:

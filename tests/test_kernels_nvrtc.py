@@ -63,8 +63,10 @@ def require_nvdisasm() -> str:
     """nvdisasm's path; skips without it (fails under CI=true)."""
     path = cg.find_nvdisasm()
     if path is None:
-        _unavailable("nvdisasm (pip install nvidia-cuda-nvdisasm)", "not found in the wheel "
-                     "nvidia-cuda-nvdisasm nor on PATH")
+        _unavailable(
+            "nvdisasm (pip install nvidia-cuda-nvdisasm)",
+            "not found in the wheel nvidia-cuda-nvdisasm nor on PATH",
+        )
     return path
 
 
@@ -98,21 +100,24 @@ def record_args(get_kernel) -> dict[str, cg.KernelArgs]:
             for name, k in built.items():
                 assert any(k is b for b in cp.kernels_built), name
                 # Arguments KernelArgs does not carry must keep CuPy's defaults.
-                extra = {a: getattr(k, a) for a in ("loop_prep", "after_loop", "kwargs",
-                                                    "return_tuple") if getattr(k, a, None)}
+                extra = {
+                    a: getattr(k, a)
+                    for a in ("loop_prep", "after_loop", "kwargs", "return_tuple")
+                    if getattr(k, a, None)
+                }
                 assert not extra, f"{name}: also passes {extra}; extend cupy_codegen.KernelArgs"
             return {name: cg.KernelArgs.of(k) for name, k in built.items()}
     finally:
         kernels._cache.clear()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def recorded_args() -> dict[str, cg.KernelArgs]:
     """What ``xpopt.kernels.get_kernel`` passes CuPy, by kernel name (recorded once)."""
     return record_args(kernels.get_kernel)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def kinds(spec_name: str, dtype: numpy.dtype) -> tuple:
     return cg.launch_kinds(kernels.SPECS[spec_name], dtype)
 
@@ -133,10 +138,12 @@ def machine_code(b: cg.CupyBuild, args: cg.KernelArgs, nvcc: str, nvdisasm: str)
     entry = cg.ptx_entries(nb.ptx)[b.name]
     w = width(b.dtype)
     n_div, n_sqrt = cg.count_ptx(entry, "div", w), cg.count_ptx(entry, "sqrt", w)
-    expansions = (cg.probe_expansions(b.dtype, b.arch, args.options, nvcc, nvdisasm)
-                  if n_div or n_sqrt else None)
-    problems = cg.sass_problems(listing, b.name, b.dtype, n_div, n_sqrt, expansions,
-                                args.operation)
+    expansions = (
+        cg.probe_expansions(b.dtype, b.arch, args.options, nvcc, nvdisasm)
+        if n_div or n_sqrt
+        else None
+    )
+    problems = cg.sass_problems(listing, b.name, b.dtype, n_div, n_sqrt, expansions, args.operation)
     counts = cg.sass_counts(cg.sass_functions(listing).get(b.name, ()))
     return nb, listing, problems, counts
 
@@ -179,8 +186,10 @@ def test_get_kernel_passes_the_specs_to_cupy():
         assert recorded[spec.name] == cg.KernelArgs.from_spec(spec), spec.name
         assert "--fmad=false" in recorded[spec.name].options, spec.name
         for dtype in cg.DTYPES:
-            want = tuple(("scalar", dtype.type) if role == "scalar" else ("array", dtype)
-                         for role, _, _ in spec.params)
+            want = tuple(
+                ("scalar", dtype.type) if role == "scalar" else ("array", dtype)
+                for role, _, _ in spec.params
+            )
             assert kinds(spec.name, dtype) == want, (spec.name, dtype)
 
 
@@ -206,8 +215,11 @@ def test_source_and_options_are_cupys(nvrtc, arch, dtype):
                 assert f"const {ctype} {pname}," in b.code, pname  # by value, as T
             else:
                 assert f"CArray<{ctype}, 1, 1, 1> _raw_{pname}" in b.code, pname
-        want = (tuple(cp.core.assemble_cupy_compiler_options(args.options))
-                + ("-ftz=true", f"-arch={arch}", "--device-as-default-execution-space"))
+        want = tuple(cp.core.assemble_cupy_compiler_options(args.options)) + (
+            "-ftz=true",
+            f"-arch={arch}",
+            "--device-as-default-execution-space",
+        )
         assert b.options == want, spec.name
         # The caller's --fmad=false is not overridden by anything CuPy adds after it.
         fmad = [o for o in b.options if o.lstrip("-").startswith("fmad")]
@@ -256,8 +268,9 @@ def test_ptx_of_arrays_beyond_2_gib(nvrtc, dtype):
 @pytest.mark.nvcc
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("arch", ARCHS)
-def test_machine_code_rounds_as_specified(nvrtc, nvcc, nvdisasm, machine_code_prefetched, arch,
-                                         dtype, record_property):
+def test_machine_code_rounds_as_specified(
+    nvrtc, nvcc, nvdisasm, machine_code_prefetched, arch, dtype, record_property
+):
     """SASS of CuPy's source (nvcc 13, CuPy's options): no FP64 in float32, FTZ iff float32,
     FFMA/DFMA only inside correctly rounded div/sqrt, the same PTX float ops as NVRTC's."""
     for spec in SPECS:
@@ -267,11 +280,13 @@ def test_machine_code_rounds_as_specified(nvrtc, nvcc, nvdisasm, machine_code_pr
         assert nb.dropped == ("--device-as-default-execution-space",), nb.dropped
         assert re.search(rf"^\s*\.target\s+{arch}\s*$", listing, re.M), "not a cubin for " + arch
         assert problems == [], f"{spec.name}: {problems}"
-        assert cg.ptx_float_ops(cg.ptx_entries(nb.ptx)[spec.name]) == \
-            cg.ptx_float_ops(cg.ptx_entries(b.ptx)[spec.name]), spec.name
-        record_property(f"{spec.name}_{arch}_{dtype}",
-                        {k: counts[k] for k in ("FFMA", "DFMA", "FMUL", "FADD", "DMUL", "DADD",
-                                                ".FTZ")})
+        assert cg.ptx_float_ops(cg.ptx_entries(nb.ptx)[spec.name]) == cg.ptx_float_ops(
+            cg.ptx_entries(b.ptx)[spec.name]
+        ), spec.name
+        record_property(
+            f"{spec.name}_{arch}_{dtype}",
+            {k: counts[k] for k in ("FFMA", "DFMA", "FMUL", "FADD", "DMUL", "DADD", ".FTZ")},
+        )
         if width(dtype) == "f32":
             assert counts["DFMA"] == counts["DMUL"] == counts["DADD"] == 0
             assert counts[".FTZ"] >= counts["FADD"] + counts["FMUL"] > 0
@@ -290,21 +305,35 @@ def _controls():
     rec = recorded_args()
     gd, momentum, rmsprop = rec["xpopt_gd"], rec["xpopt_momentum"], rec["xpopt_rmsprop"]
     return {
-        "double_literal": (_control("ctl_double_literal", gd,
-                                    operation="param = param - 0.1 * lr * grad;"), "xpopt_gd"),
-        "explicit_fma": (_control("ctl_explicit_fma", gd,
-                                  operation="param = fma(-lr, grad, param);"), "xpopt_gd"),
-        "no_fmad_false": (_control("ctl_momentum_contracted", momentum,
-                                   options=tuple(o for o in momentum.options
-                                                 if o != "--fmad=false")), "xpopt_momentum"),
-        "fast_math": (_control("ctl_rmsprop_fast_math", rmsprop,
-                               options=rmsprop.options + ("--use_fast_math",)), "xpopt_rmsprop"),
+        "double_literal": (
+            _control("ctl_double_literal", gd, operation="param = param - 0.1 * lr * grad;"),
+            "xpopt_gd",
+        ),
+        "explicit_fma": (
+            _control("ctl_explicit_fma", gd, operation="param = fma(-lr, grad, param);"),
+            "xpopt_gd",
+        ),
+        "no_fmad_false": (
+            _control(
+                "ctl_momentum_contracted",
+                momentum,
+                options=tuple(o for o in momentum.options if o != "--fmad=false"),
+            ),
+            "xpopt_momentum",
+        ),
+        "fast_math": (
+            _control(
+                "ctl_rmsprop_fast_math", rmsprop, options=rmsprop.options + ("--use_fast_math",)
+            ),
+            "xpopt_rmsprop",
+        ),
     }
 
 
 @pytest.mark.nvcc
-def test_controls_are_caught_in_ptx_and_machine_code(nvrtc, nvcc, nvdisasm,
-                                                      machine_code_prefetched):
+def test_controls_are_caught_in_ptx_and_machine_code(
+    nvrtc, nvcc, nvdisasm, machine_code_prefetched
+):
     """Each forbidden variant, built exactly as the kernels are, is reported by both checks."""
     found = {}
     for what, (args, like) in _controls().items():
@@ -340,8 +369,9 @@ def test_ftz_checks_notice_a_build_without_ftz(nvrtc, nvcc, nvdisasm):
     unflushed = dataclasses.replace(b, options=options, cubin=None, ptx=ptx)
     nb = cg.nvcc_build(unflushed, nvcc)
     listing = cg.disassemble(nb.cubin, nvdisasm)
-    expansions = cg.probe_expansions(F32, "sm_90", recorded_args()[spec.name].options, nvcc,
-                                     nvdisasm)
+    expansions = cg.probe_expansions(
+        F32, "sm_90", recorded_args()[spec.name].options, nvcc, nvdisasm
+    )
     problems = cg.sass_problems(listing, spec.name, F32, 1, 1, expansions, spec.operation)
     assert any("without .FTZ" in p for p in problems), problems
 
@@ -354,8 +384,14 @@ def test_a_get_kernel_dropping_options_fails_the_proof(nvrtc):
     def get_kernel_without_options(spec):
         import cupy  # noqa: PLC0415  (the stand-in, inside record_args)
 
-        return cupy.ElementwiseKernel(spec.in_params, spec.out_params, spec.operation,
-                                      spec.name, preamble=spec.preamble, no_return=True)
+        return cupy.ElementwiseKernel(
+            spec.in_params,
+            spec.out_params,
+            spec.operation,
+            spec.name,
+            preamble=spec.preamble,
+            no_return=True,
+        )
 
     broken = record_args(get_kernel_without_options)["xpopt_momentum"]
     assert broken.options == ()
@@ -367,16 +403,27 @@ def test_a_get_kernel_dropping_options_fails_the_proof(nvrtc):
 
 @pytest.mark.nvcc
 def test_nvrtc_rejection_carries_its_log(nvrtc):
-    broken = dataclasses.replace(recorded_args()["xpopt_gd"], name="ctl_broken",
-                                 operation="param = param - lr * undeclared_name;")
+    broken = dataclasses.replace(
+        recorded_args()["xpopt_gd"],
+        name="ctl_broken",
+        operation="param = param - lr * undeclared_name;",
+    )
     with pytest.raises(cg.CompileError, match="undeclared_name") as err:
         cg.cupy_build(broken, kinds("xpopt_gd", F32), F32, "sm_90")
     assert "NVRTC rejected ctl_broken" in str(err.value)
 
 
 def test_nvcc_translation_refuses_unknown_options():
-    opts, dropped = cg.nvcc_options(("-I/x", "--fmad=false", "--std=c++17", "-ftz=true",
-                                     "-arch=sm_90", "--device-as-default-execution-space"))
+    opts, dropped = cg.nvcc_options(
+        (
+            "-I/x",
+            "--fmad=false",
+            "--std=c++17",
+            "-ftz=true",
+            "-arch=sm_90",
+            "--device-as-default-execution-space",
+        )
+    )
     assert opts == ("-I/x", "--fmad=false", "--std=c++17", "-ftz=true", "-arch=sm_90")
     assert dropped == ("--device-as-default-execution-space",)
     with pytest.raises(cg.CompileError, match="no nvcc translation"):

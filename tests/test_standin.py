@@ -36,8 +36,10 @@ def _device(cp, a):
 # ---------------------------------------------------------------- conversions refused
 def test_implicit_conversion_to_numpy_is_refused(cp):
     x = _device(cp, [1.0, 2.0])
-    with pytest.raises(TypeError, match=re.escape("Implicit conversion to a NumPy array is "
-                                                  "not allowed. Please use `.get()`")):
+    with pytest.raises(
+        TypeError,
+        match=re.escape("Implicit conversion to a NumPy array is not allowed. Please use `.get()`"),
+    ):
         numpy.asarray(x)
     with pytest.raises(TypeError, match="Implicit conversion"):
         numpy.array(x)
@@ -96,10 +98,20 @@ def test_counters_host_to_device(cp):
     assert (c.h2d, c.h2d_bytes) == (2, 16 + 24)
 
 
-@pytest.mark.parametrize("read", [lambda a: a.get(), lambda a: float(a[0]), lambda a: int(a[0]),
-                                  lambda a: a[0].item(), lambda a: bool(a[0]),
-                                  lambda a: a.tolist(), repr, str,
-                                  lambda a: a.__array_namespace__ if False else format(a[0], "f")])
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda a: a.get(),
+        lambda a: float(a[0]),
+        lambda a: int(a[0]),
+        lambda a: a[0].item(),
+        lambda a: bool(a[0]),
+        lambda a: a.tolist(),
+        repr,
+        str,
+        lambda a: a.__array_namespace__ if False else format(a[0], "f"),
+    ],
+)
 def test_counters_device_to_host(cp, read):
     x = _device(cp, [1.5, 2.5])
     with cp.counting() as c:
@@ -130,7 +142,13 @@ def test_counters_ufunc_and_operator_launches_by_name(cp):
     s = z.sum()
     snap = cp.counters.snapshot()
     assert snap.launches == 5
-    assert dict(snap.kernel_launches) == {"multiply": 1, "add": 1, "exp": 1, "negative": 1, "sum": 1}
+    assert dict(snap.kernel_launches) == {
+        "multiply": 1,
+        "add": 1,
+        "exp": 1,
+        "negative": 1,
+        "sum": 1,
+    }
     assert snap.allocations == 3  # y, z, s: in place and out= allocate nothing
     assert s.shape == () and isinstance(s, cp.ndarray)  # a 0-d device array, not a scalar
     with pytest.raises((TypeError, AttributeError)):
@@ -208,20 +226,46 @@ def _rich_values(dtype, n=4096, seed=0):
     """Normal values mixed with subnormals, signed zeros, infinities, NaN and extremes."""
     rng = numpy.random.default_rng(seed)
     info = numpy.finfo(dtype)
-    specials = numpy.array([0.0, -0.0, numpy.inf, -numpy.inf, numpy.nan, info.max, -info.max,
-                            info.tiny, -info.tiny, info.smallest_subnormal,
-                            -info.smallest_subnormal, info.tiny / 3, -info.tiny / 7], dtype)
+    specials = numpy.array(
+        [
+            0.0,
+            -0.0,
+            numpy.inf,
+            -numpy.inf,
+            numpy.nan,
+            info.max,
+            -info.max,
+            info.tiny,
+            -info.tiny,
+            info.smallest_subnormal,
+            -info.smallest_subnormal,
+            info.tiny / 3,
+            -info.tiny / 7,
+        ],
+        dtype,
+    )
     a = rng.standard_normal(n).astype(dtype) * dtype(10) ** rng.integers(-3, 3, n).astype(dtype)
     sub = rng.random(n) < 0.25
-    a[sub] = (rng.random(sub.sum()) * float(info.tiny)).astype(dtype) * rng.choice([-1, 1], sub.sum())
+    a[sub] = (rng.random(sub.sum()) * float(info.tiny)).astype(dtype) * rng.choice(
+        [-1, 1], sub.sum()
+    )
     pick = rng.random(n) < 0.05
     a[pick] = rng.choice(specials, pick.sum())
     return a
 
 
-SCALARS = {"lr": 0.01, "beta": 0.9, "one_minus_beta": 1 - 0.9, "beta1": 0.9,
-           "one_minus_beta1": 1 - 0.9, "beta2": 0.999, "one_minus_beta2": 1 - 0.999,
-           "bias1": 1 - 0.9**3, "bias2": 1 - 0.999**3, "eps": 1e-8}
+SCALARS = {
+    "lr": 0.01,
+    "beta": 0.9,
+    "one_minus_beta": 1 - 0.9,
+    "beta1": 0.9,
+    "one_minus_beta1": 1 - 0.9,
+    "beta2": 0.999,
+    "one_minus_beta2": 1 - 0.999,
+    "bias1": 1 - 0.9**3,
+    "bias2": 1 - 0.999**3,
+    "eps": 1e-8,
+}
 
 
 def _numpy_twin(spec, arrays, scalars):
@@ -244,15 +288,23 @@ def _bits_equal(got, want):
     assert numpy.array_equal(numpy.isnan(got), nan), "NaN positions differ"
     uint = {4: numpy.uint32, 8: numpy.uint64}[got.dtype.itemsize]
     bad = numpy.flatnonzero(got[~nan].view(uint) != want[~nan].view(uint))
-    assert bad.size == 0, f"{bad.size} values differ, first {got[~nan][bad[:3]]} vs {want[~nan][bad[:3]]}"
+    assert bad.size == 0, (
+        f"{bad.size} values differ, first {got[~nan][bad[:3]]} vs {want[~nan][bad[:3]]}"
+    )
 
 
 @pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
 @pytest.mark.parametrize("name", sorted(kernels.SPECS))
 def test_xpopt_kernel_specs_equal_numpy_bit_for_bit(cp, name, dtype):
     spec = kernels.SPECS[name]
-    kernel = cp.ElementwiseKernel(spec.in_params, spec.out_params, spec.operation, spec.name,
-                                  options=spec.options, no_return=True)
+    kernel = cp.ElementwiseKernel(
+        spec.in_params,
+        spec.out_params,
+        spec.operation,
+        spec.name,
+        options=spec.options,
+        no_return=True,
+    )
     names = [n for role, _, n in spec.params if role != "scalar"]
     host = {n: _rich_values(dtype, seed=k) for k, n in enumerate(names)}
     if "s" in host:
@@ -275,7 +327,10 @@ def test_xpopt_kernel_specs_equal_numpy_bit_for_bit(cp, name, dtype):
     assert kernel.options == spec.options and kernel.no_return and kernel.name == spec.name
     assert cp.kernels_built[-1] is kernel
     assert (kernel.in_params, kernel.out_params, kernel.operation) == (
-        spec.in_params, spec.out_params, spec.operation)
+        spec.in_params,
+        spec.out_params,
+        spec.operation,
+    )
 
 
 def test_xpopt_launch_goes_through_the_standin(cp):
@@ -331,8 +386,11 @@ def test_kernel_refuses_host_arrays_and_wrong_argument_counts(cp, axpy):
         axpy(numpy.ones(3), 2.0)
     with pytest.raises(TypeError, match=re.escape("Unsupported type <class 'numpy.ndarray'>")):
         axpy(cp.ones(3), 2.0, numpy.empty(3))
-    with pytest.raises(TypeError, match="Wrong number of arguments for 'axpy'. It must be "
-                                        "either 2 or 3 \\(with outputs\\), but given 1."):
+    with pytest.raises(
+        TypeError,
+        match="Wrong number of arguments for 'axpy'. It must be "
+        "either 2 or 3 \\(with outputs\\), but given 1.",
+    ):
         axpy(cp.ones(3))
     with pytest.raises(TypeError, match="Wrong arguments"):
         axpy(cp.ones(3), 2.0, bogus=1)
@@ -439,7 +497,10 @@ def test_standin_replaces_and_restores_sys_modules_and_the_backend():
         with cupy_standin() as cp:
             assert sys.modules["cupy"] is cp and is_standin(cp)
             assert "cupyx" not in sys.modules
-            assert sys.modules["cupy.cuda"] is cp.cuda and sys.modules["cupy.cuda.runtime"] is cp.cuda.runtime
+            assert (
+                sys.modules["cupy.cuda"] is cp.cuda
+                and sys.modules["cupy.cuda.runtime"] is cp.cuda.runtime
+            )
             assert backend.cuda_unavailable_reason() is None
             assert cp.__version__.endswith("+xpopt.standin") and cp.is_available()
             with pytest.raises(RuntimeError, match="already active"):
@@ -529,13 +590,18 @@ def test_concurrent_processes_share_one_cached_build(tmp_path):
     """Two processes compiling the same kernel at once both load a complete library."""
     import subprocess  # noqa: PLC0415
 
-    code = ("import numpy, xpopt.testing as t\n"
-            "with t.cupy_standin() as cp:\n"
-            f"    k = cp.ElementwiseKernel('T x', 'T y', 'y = x * T(2); /* {tmp_path.name} */', 'race')\n"
-            "    assert k(cp.ones(3)).get().tolist() == [2.0] * 3\n")
+    code = (
+        "import numpy, xpopt.testing as t\n"
+        "with t.cupy_standin() as cp:\n"
+        "    k = cp.ElementwiseKernel('T x', 'T y',\n"
+        f"                            'y = x * T(2); /* {tmp_path.name} */', 'race')\n"
+        "    assert k(cp.ones(3)).get().tolist() == [2.0] * 3\n"
+    )
     env = {**__import__("os").environ, "XPOPT_STANDIN_CACHE": str(tmp_path)}
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err.decode()
