@@ -17,7 +17,7 @@ def load_dataset():
     import sklearn.datasets
 
     np.random.seed(3)
-    train_X, train_Y = sklearn.datasets.make_moons(n_samples=300, noise=.2)
+    train_X, train_Y = sklearn.datasets.make_moons(n_samples=300, noise=0.2)
     train_X = train_X.T
     train_Y = train_Y.reshape((1, train_Y.shape[0]))
     return train_X, train_Y
@@ -32,12 +32,12 @@ def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
     shuffled_Y = Y[:, permutation].reshape((1, m))
     num_complete_minibatches = math.floor(m / mini_batch_size)
     for k in range(0, num_complete_minibatches):
-        mini_batch_X = shuffled_X[:, k * mini_batch_size:(k + 1) * mini_batch_size]
-        mini_batch_Y = shuffled_Y[:, k * mini_batch_size:(k + 1) * mini_batch_size]
+        mini_batch_X = shuffled_X[:, k * mini_batch_size : (k + 1) * mini_batch_size]
+        mini_batch_Y = shuffled_Y[:, k * mini_batch_size : (k + 1) * mini_batch_size]
         mini_batches.append((mini_batch_X, mini_batch_Y))
     if m % mini_batch_size != 0:
-        mini_batch_X = shuffled_X[:, num_complete_minibatches * mini_batch_size:]
-        mini_batch_Y = shuffled_Y[:, num_complete_minibatches * mini_batch_size:]
+        mini_batch_X = shuffled_X[:, num_complete_minibatches * mini_batch_size :]
+        mini_batch_Y = shuffled_Y[:, num_complete_minibatches * mini_batch_size :]
         mini_batches.append((mini_batch_X, mini_batch_Y))
     return mini_batches
 
@@ -56,8 +56,10 @@ def initialize_parameters(layer_dims):
     parameters = {}
     L = len(layer_dims)
     for l in range(1, L):
-        parameters['W' + str(l)] = np.random.randn(layer_dims[l], layer_dims[l - 1]) * np.sqrt(2 / layer_dims[l - 1])
-        parameters['b' + str(l)] = np.zeros((layer_dims[l], 1))
+        parameters["W" + str(l)] = np.random.randn(layer_dims[l], layer_dims[l - 1]) * np.sqrt(
+            2 / layer_dims[l - 1]
+        )
+        parameters["b" + str(l)] = np.zeros((layer_dims[l], 1))
     return parameters
 
 
@@ -66,7 +68,7 @@ def forward_propagation(X, parameters):
     a = X
     cache = [X]
     for l in range(1, L + 1):
-        z = np.dot(parameters['W' + str(l)], a) + parameters['b' + str(l)]
+        z = np.dot(parameters["W" + str(l)], a) + parameters["b" + str(l)]
         a = relu(z) if l < L else sigmoid(z)
         cache.append(a)
     return a, cache
@@ -85,10 +87,10 @@ def backward_propagation(X, Y, cache, parameters):
     dz = (cache[L] - Y) / m
     for l in range(L, 0, -1):
         a_prev = cache[l - 1]
-        grads['dW' + str(l)] = np.dot(dz, a_prev.T)
-        grads['db' + str(l)] = np.sum(dz, axis=1, keepdims=True)
+        grads["dW" + str(l)] = np.dot(dz, a_prev.T)
+        grads["db" + str(l)] = np.sum(dz, axis=1, keepdims=True)
         if l > 1:
-            da = np.dot(parameters['W' + str(l)].T, dz)
+            da = np.dot(parameters["W" + str(l)].T, dz)
             dz = np.multiply(da, np.int64(a_prev > 0))
     return grads
 
@@ -99,7 +101,7 @@ def predict(X, y, parameters):
     a3, caches = forward_propagation(X, parameters)
     for i in range(0, a3.shape[1]):
         p[0, i] = 1 if a3[0, i] > 0.5 else 0
-    return p, np.mean((p[0, :] == y[0, :]))
+    return p, np.mean(p[0, :] == y[0, :])
 
 
 # --------------------------------------------------------------------------- updates
@@ -123,8 +125,8 @@ def initialize_velocity(parameters):
 def update_parameters_with_momentum(parameters, grads, v, beta, learning_rate):
     L = len(parameters) // 2
     for l in range(1, L + 1):
-        v["dW" + str(l)] = beta * v["dW" + str(l)] + (1 - beta) * grads['dW' + str(l)]
-        v["db" + str(l)] = beta * v["db" + str(l)] + (1 - beta) * grads['db' + str(l)]
+        v["dW" + str(l)] = beta * v["dW" + str(l)] + (1 - beta) * grads["dW" + str(l)]
+        v["db" + str(l)] = beta * v["db" + str(l)] + (1 - beta) * grads["db" + str(l)]
         parameters["W" + str(l)] = parameters["W" + str(l)] - learning_rate * v["dW" + str(l)]
         parameters["b" + str(l)] = parameters["b" + str(l)] - learning_rate * v["db" + str(l)]
     return parameters, v
@@ -142,8 +144,9 @@ def initialize_adam(parameters):
     return v, s
 
 
-def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01,
-                                beta1=0.9, beta2=0.999, epsilon=1e-8):
+def update_parameters_with_adam(
+    parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8
+):
     L = len(parameters) // 2
     v_corrected = {}
     s_corrected = {}
@@ -151,10 +154,12 @@ def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01,
         for p in ("W", "b"):
             key = "d" + p + str(l)
             v[key] = beta1 * v[key] + (1 - beta1) * grads[key]
-            v_corrected[key] = v[key] / (1 - beta1 ** t)
+            v_corrected[key] = v[key] / (1 - beta1**t)
             s[key] = beta2 * s[key] + (1 - beta2) * np.power(grads[key], 2)
-            s_corrected[key] = s[key] / (1 - beta2 ** t)
-            parameters[p + str(l)] = parameters[p + str(l)] - learning_rate * v_corrected[key] / (np.sqrt(s_corrected[key]) + epsilon)
+            s_corrected[key] = s[key] / (1 - beta2**t)
+            parameters[p + str(l)] = parameters[p + str(l)] - learning_rate * v_corrected[key] / (
+                np.sqrt(s_corrected[key]) + epsilon
+            )
     return parameters, v, s, v_corrected, s_corrected
 
 
@@ -162,13 +167,17 @@ def initialize_rmsprop(parameters):
     return initialize_velocity(parameters)
 
 
-def update_parameters_with_rmsprop(parameters, grads, s, learning_rate=0.01, beta2=0.999, epsilon=1e-8):
+def update_parameters_with_rmsprop(
+    parameters, grads, s, learning_rate=0.01, beta2=0.999, epsilon=1e-8
+):
     L = len(parameters) // 2
     for l in range(1, L + 1):
         for p in ("W", "b"):
             key = "d" + p + str(l)
             s[key] = beta2 * s[key] + (1 - beta2) * np.power(grads[key], 2)
-            parameters[p + str(l)] = parameters[p + str(l)] - learning_rate * grads[key] / (np.sqrt(s[key]) + epsilon)
+            parameters[p + str(l)] = parameters[p + str(l)] - learning_rate * grads[key] / (
+                np.sqrt(s[key]) + epsilon
+            )
     return parameters, s
 
 
@@ -181,16 +190,27 @@ def schedule_lr_decay(learning_rate0, epoch_num, decay_rate, time_interval=1000)
 
 
 # ------------------------------------------------------------------------ experiment
-def model(X, Y, layers_dims, optimizer, learning_rate=0.0007, mini_batch_size=64, beta=0.9,
-          beta1=0.9, beta2=0.999, epsilon=1e-8, num_epochs=5000, print_cost=True,
-          decay=None, decay_rate=1):
+def model(
+    X,
+    Y,
+    layers_dims,
+    optimizer,
+    learning_rate=0.0007,
+    mini_batch_size=64,
+    beta=0.9,
+    beta1=0.9,
+    beta2=0.999,
+    epsilon=1e-8,
+    num_epochs=5000,
+    print_cost=True,
+    decay=None,
+    decay_rate=1,
+):
     """The course's model(); returns (parameters, costs). Prints as the course does."""
-    L = len(layers_dims)
     costs = []
     t = 0
     seed = 10
     m = X.shape[1]
-    lr_rates = []
     learning_rate0 = learning_rate
 
     parameters = initialize_parameters(layers_dims)
@@ -218,21 +238,25 @@ def model(X, Y, layers_dims, optimizer, learning_rate=0.0007, mini_batch_size=64
             if optimizer == "gd":
                 parameters = update_parameters_with_gd(parameters, grads, learning_rate)
             elif optimizer == "momentum":
-                parameters, v = update_parameters_with_momentum(parameters, grads, v, beta, learning_rate)
+                parameters, v = update_parameters_with_momentum(
+                    parameters, grads, v, beta, learning_rate
+                )
             elif optimizer == "adam":
                 t = t + 1
-                parameters, v, s, _, _ = update_parameters_with_adam(parameters, grads, v, s,
-                                                                     t, learning_rate, beta1, beta2, epsilon)
+                parameters, v, s, _, _ = update_parameters_with_adam(
+                    parameters, grads, v, s, t, learning_rate, beta1, beta2, epsilon
+                )
             elif optimizer == "rmsprop":
-                parameters, s = update_parameters_with_rmsprop(parameters, grads, s, learning_rate,
-                                                               beta2, epsilon)
+                parameters, s = update_parameters_with_rmsprop(
+                    parameters, grads, s, learning_rate, beta2, epsilon
+                )
         cost_avg = cost_total / m
         if decay:
             learning_rate = decay(learning_rate0, i, decay_rate)
         if print_cost and i % 1000 == 0:
-            print("Cost after epoch %i: %f" % (i, cost_avg))
+            print(f"Cost after epoch {i}: {cost_avg:f}")
             if decay:
-                print("learning rate after epoch %i: %f" % (i, learning_rate))
+                print(f"learning rate after epoch {i}: {learning_rate:f}")
         if print_cost and i % 100 == 0:
             costs.append(cost_avg)
 

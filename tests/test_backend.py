@@ -22,23 +22,25 @@ import numpy
 import pytest
 
 import xpopt
-from xpopt import backend
 from conftest import IN_CI, gpu_unavailable_reason, require_gpu
+from xpopt import backend
 
 HINT_PARTS = ("pip install 'xpopt[cuda]'", "XPOPT_BACKEND=cpu")
 
 
 # ------------------------------------------------------------------------ helpers
-def run_python(code: str, *, env: dict | None = None, block_cupy: bool = False,
-               args: list[str] | None = None) -> subprocess.CompletedProcess:
+def run_python(
+    code: str, *, env: dict | None = None, block_cupy: bool = False, args: list[str] | None = None
+) -> subprocess.CompletedProcess:
     """Run ``code`` (or ``python ARGS``) in a fresh interpreter with a clean XPOPT_* env."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("XPOPT_")}
     full_env.update(env or {})
     if args is None:
         prelude = "import sys\nsys.modules['cupy'] = None\n" if block_cupy else ""
         args = ["-c", prelude + textwrap.dedent(code)]
-    return subprocess.run([sys.executable, *args], env=full_env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, *args], env=full_env, capture_output=True, text=True, timeout=120
+    )
 
 
 def last_json(proc: subprocess.CompletedProcess) -> dict:
@@ -50,8 +52,10 @@ def require_cupy_without_device() -> None:
     """Skip (fail under CI) unless CuPy imports here and sees no device."""
     if importlib.util.find_spec("cupy") is None:
         if IN_CI:
-            pytest.fail("CuPy must be installed under CI=true (the test extra installs "
-                        "cupy-cuda12x) to produce the 'importable, no device' fallback")
+            pytest.fail(
+                "CuPy must be installed under CI=true (the test extra installs "
+                "cupy-cuda12x) to produce the 'importable, no device' fallback"
+            )
         pytest.skip("CuPy is not installed: the 'importable but no device' path cannot be produced")
     why = gpu_unavailable_reason()
     if why is None:
@@ -117,9 +121,11 @@ import xpopt
 out = {}
 with warnings.catch_warnings(record=True) as w:
     warnings.simplefilter("always")
-    for label, call in [("get_backend", lambda: xpopt.get_backend()),
-                        ("set_backend", lambda: xpopt.set_backend("cuda", strict=True)),
-                        ("use_backend", lambda: xpopt.use_backend("cuda", strict=True).__enter__())]:
+    for label, call in [
+        ("get_backend", lambda: xpopt.get_backend()),
+        ("set_backend", lambda: xpopt.set_backend("cuda", strict=True)),
+        ("use_backend", lambda: xpopt.use_backend("cuda", strict=True).__enter__()),
+    ]:
         try:
             out[label] = ["ok", call()]
         except xpopt.BackendUnavailableError as exc:
@@ -164,7 +170,7 @@ def test_cupy_not_importable_warns_once_and_runs_on_cpu():
 
 
 def test_cupy_not_importable_auto_is_silent():
-    """"auto" without an importable CuPy picks the CPU without any warning."""
+    """ "auto" without an importable CuPy picks the CPU without any warning."""
     out = last_json(run_python(FALLBACK_SCRIPT, env={"XPOPT_BACKEND": "cuda"}, block_cupy=True))
     assert out["auto"] == ["cpu", "cpu", "cpu", "cpu", "numpy"]
     assert out["auto_warnings"] == 0
@@ -178,7 +184,11 @@ def test_cupy_not_importable_strict_raises(strict_env):
     out = last_json(run_python(STRICT_SCRIPT, env=env, block_cupy=True))
     reason = out["reason"]
     assert reason.startswith("CuPy is not importable") and "import of cupy halted" in reason
-    labels = ["get_backend", "set_backend", "use_backend"] if strict_env else ["set_backend", "use_backend"]
+    labels = (
+        ["get_backend", "set_backend", "use_backend"]
+        if strict_env
+        else ["set_backend", "use_backend"]
+    )
     for label in labels:
         kind, message = out[label]
         assert kind == "BackendUnavailableError", (label, out[label])
@@ -210,8 +220,9 @@ def test_no_device_cli_info_strict_fails_with_reason():
     """With XPOPT_STRICT=1 the same command exits non-zero and says why."""
     require_cupy_without_device()
     reason = gpu_unavailable_reason()
-    proc = run_python("", env={"XPOPT_BACKEND": "cuda", "XPOPT_STRICT": "1"},
-                      args=["-m", "xpopt", "info"])
+    proc = run_python(
+        "", env={"XPOPT_BACKEND": "cuda", "XPOPT_STRICT": "1"}, args=["-m", "xpopt", "info"]
+    )
     assert proc.returncode != 0
     assert reason in proc.stderr
     assert "backend: cpu" not in proc.stdout
@@ -273,13 +284,17 @@ def test_cuda_backend_with_gpu():
 
 
 # ------------------------------------------------------------------ names, contexts
-@pytest.mark.parametrize("call", [
-    lambda: xpopt.set_backend("bogus"),
-    lambda: xpopt.set_backend(None),
-    lambda: xpopt.use_backend("gpu").__enter__(),
-    lambda: xpopt.to_device(numpy.ones(1), "tpu"),
-    lambda: xpopt.device_info("metal"),
-], ids=["set_backend", "set_backend-None", "use_backend", "to_device", "device_info"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: xpopt.set_backend("bogus"),
+        lambda: xpopt.set_backend(None),
+        lambda: xpopt.use_backend("gpu").__enter__(),
+        lambda: xpopt.to_device(numpy.ones(1), "tpu"),
+        lambda: xpopt.device_info("metal"),
+    ],
+    ids=["set_backend", "set_backend-None", "use_backend", "to_device", "device_info"],
+)
 def test_invalid_backend_name_raises_value_error(call):
     """An unknown backend name is a ValueError that lists the valid ones."""
     with pytest.raises(ValueError, match="cpu"):
@@ -335,8 +350,13 @@ def test_use_backend_is_thread_local(monkeypatch):
     def worker(label, name):
         def look():
             seen[label].append((effective(), backend.requested().name))
+
         if name is None:
-            barrier.wait(); look(); barrier.wait(); look(); barrier.wait()
+            barrier.wait()
+            look()
+            barrier.wait()
+            look()
+            barrier.wait()
             return
         with xpopt.use_backend(name):
             barrier.wait()  # all three threads are inside their blocks now
@@ -345,8 +365,10 @@ def test_use_backend_is_thread_local(monkeypatch):
             look()
         barrier.wait()
 
-    threads = [threading.Thread(target=worker, args=a)
-               for a in (("cpu", "cpu"), ("auto", "auto"), ("none", None))]
+    threads = [
+        threading.Thread(target=worker, args=a)
+        for a in (("cpu", "cpu"), ("auto", "auto"), ("none", None))
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -417,8 +439,12 @@ def test_transfers_preserve_containers():
     """dicts, lists, tuples, named tuples keep their types; arrays inside are untouched."""
     a, b, c = numpy.zeros(2), numpy.ones((2, 2)), numpy.full(3, 7.0)
     Pair = collections.namedtuple("Pair", "left right")
-    tree = {"a": a, "nested": [b, (c, 1, None, "s")], "pair": Pair(a, b),
-            "od": collections.OrderedDict(x=c)}
+    tree = {
+        "a": a,
+        "nested": [b, (c, 1, None, "s")],
+        "pair": Pair(a, b),
+        "od": collections.OrderedDict(x=c),
+    }
     for fn in (xpopt.to_host, xpopt.to_device, lambda t: xpopt.to_device(t, "cpu")):
         out = fn(tree)
         assert type(out) is dict and list(out) == list(tree)

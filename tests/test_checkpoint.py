@@ -20,7 +20,7 @@ LAYERS = [2, 5, 2, 1]
 EPOCHS = 300
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def moons():
     X, Y = xpopt.load_moons()
     X.setflags(write=False)
@@ -36,17 +36,20 @@ OPTIMIZERS = {
     "adam-decay": lambda: xpopt.Adam(0.01),
     "gd-decay": lambda: xpopt.GD(0.1),
 }
-DECAY = {"adam-decay": dict(decay=xpopt.schedule_lr_decay, decay_rate=1),
-         "gd-decay": dict(decay=xpopt.update_lr, decay_rate=0.05)}
+DECAY = {
+    "adam-decay": dict(decay=xpopt.schedule_lr_decay, decay_rate=1),
+    "gd-decay": dict(decay=xpopt.update_lr, decay_rate=0.05),
+}
 
 
 def train(kind: str, **kw):
     X, Y = moons()
-    return xpopt.train(X, Y, LAYERS, OPTIMIZERS[kind](), num_epochs=EPOCHS,
-                       **DECAY.get(kind, {}), **kw)
+    return xpopt.train(
+        X, Y, LAYERS, OPTIMIZERS[kind](), num_epochs=EPOCHS, **DECAY.get(kind, {}), **kw
+    )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def uninterrupted(kind: str):
     return train(kind)
 
@@ -67,8 +70,15 @@ def assert_same_run(got, want) -> None:
 def good_checkpoint(tmp_path, kind="adam", epochs=50):
     path = tmp_path / "run.npz"
     X, Y = moons()
-    xpopt.train(X, Y, LAYERS, OPTIMIZERS[kind](), num_epochs=epochs, checkpoint=path,
-                checkpoint_every=epochs)
+    xpopt.train(
+        X,
+        Y,
+        LAYERS,
+        OPTIMIZERS[kind](),
+        num_epochs=epochs,
+        checkpoint=path,
+        checkpoint_every=epochs,
+    )
     return path
 
 
@@ -93,7 +103,7 @@ def test_resume_equals_uninterrupted_run(kind, tmp_path):
             assert np.array_equal(whole.parameters[k], ref_params[k])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _course_model(kind):
     import contextlib
     import io
@@ -118,12 +128,29 @@ def test_resume_after_crash_between_checkpoints(tmp_path):
 
     X, Y = moons()
     with pytest.raises(KeyboardInterrupt):
-        xpopt.train(X, Y, LAYERS, xpopt.Adam(0.01), num_epochs=EPOCHS, decay=crashing,
-                    checkpoint=path, checkpoint_every=50)
+        xpopt.train(
+            X,
+            Y,
+            LAYERS,
+            xpopt.Adam(0.01),
+            num_epochs=EPOCHS,
+            decay=crashing,
+            checkpoint=path,
+            checkpoint_every=50,
+        )
     saved = ckpt.load(path)
     assert saved.epoch == 100 and len(saved.learning_rates) == 100
-    resumed = xpopt.train(X, Y, LAYERS, xpopt.Adam(0.01), num_epochs=EPOCHS, decay=crashing,
-                          checkpoint=path, checkpoint_every=50, resume=True)
+    resumed = xpopt.train(
+        X,
+        Y,
+        LAYERS,
+        xpopt.Adam(0.01),
+        num_epochs=EPOCHS,
+        decay=crashing,
+        checkpoint=path,
+        checkpoint_every=50,
+        resume=True,
+    )
     assert calls[130] == 100, "the resumed run must restart at epoch 100"
     assert_same_run(resumed, uninterrupted("adam-decay"))
 
@@ -153,8 +180,9 @@ def test_resume_extends_a_finished_run(tmp_path):
     path = tmp_path / "run.npz"
     X, Y = moons()
     train("adam", checkpoint=path)
-    longer = xpopt.train(X, Y, LAYERS, xpopt.Adam(0.0007), num_epochs=400, checkpoint=path,
-                         resume=True)
+    longer = xpopt.train(
+        X, Y, LAYERS, xpopt.Adam(0.0007), num_epochs=400, checkpoint=path, resume=True
+    )
     assert_same_run(longer, xpopt.train(X, Y, LAYERS, xpopt.Adam(0.0007), num_epochs=400))
 
 
@@ -165,8 +193,7 @@ def test_resume_beyond_num_epochs_refused(tmp_path):
     train("adam", checkpoint=path)
     X, Y = moons()
     with pytest.raises(CheckpointError, match="300"):
-        xpopt.train(X, Y, LAYERS, xpopt.Adam(0.0007), num_epochs=100, checkpoint=path,
-                    resume=True)
+        xpopt.train(X, Y, LAYERS, xpopt.Adam(0.0007), num_epochs=100, checkpoint=path, resume=True)
 
 
 @pytest.mark.parametrize("kind", ["adam", "adam-decay"])
@@ -181,28 +208,56 @@ def test_resume_with_another_learning_rate_refused(tmp_path, kind):
     other = OPTIMIZERS[kind]()
     other.learning_rate = other.learning_rate * 2
     with pytest.raises(CheckpointError, match="learning.rate"):
-        xpopt.train(X, Y, LAYERS, other, num_epochs=EPOCHS, checkpoint=path, resume=True,
-                    **DECAY.get(kind, {}))
+        xpopt.train(
+            X,
+            Y,
+            LAYERS,
+            other,
+            num_epochs=EPOCHS,
+            checkpoint=path,
+            resume=True,
+            **DECAY.get(kind, {}),
+        )
     assert path.read_bytes() == before
 
 
-@pytest.mark.parametrize("resume_with", [
-    {},  # no decay at all
-    {"decay": xpopt.schedule_lr_decay, "decay_rate": 0.3},  # another schedule
-    {"decay": xpopt.update_lr, "decay_rate": 0.7},  # the same schedule, another rate
-])
+@pytest.mark.parametrize(
+    "resume_with",
+    [
+        {},  # no decay at all
+        {"decay": xpopt.schedule_lr_decay, "decay_rate": 0.3},  # another schedule
+        {"decay": xpopt.update_lr, "decay_rate": 0.7},  # the same schedule, another rate
+    ],
+)
 def test_resume_with_another_schedule_refused(tmp_path, resume_with):
     """A run with update_lr (decay_rate 0.3) cannot be resumed under another schedule or
     rate: CheckpointError naming the schedule, and the file is left as it was."""
     path = tmp_path / "run.npz"
     X, Y = moons()
     opt = OPTIMIZERS["adam"]()
-    xpopt.train(X, Y, LAYERS, opt, num_epochs=EPOCHS, checkpoint=path, stop_after=100,
-                decay=xpopt.update_lr, decay_rate=0.3)
+    xpopt.train(
+        X,
+        Y,
+        LAYERS,
+        opt,
+        num_epochs=EPOCHS,
+        checkpoint=path,
+        stop_after=100,
+        decay=xpopt.update_lr,
+        decay_rate=0.3,
+    )
     before = path.read_bytes()
     with pytest.raises(CheckpointError, match="schedule"):
-        xpopt.train(X, Y, LAYERS, OPTIMIZERS["adam"](), num_epochs=EPOCHS, checkpoint=path,
-                    resume=True, **resume_with)
+        xpopt.train(
+            X,
+            Y,
+            LAYERS,
+            OPTIMIZERS["adam"](),
+            num_epochs=EPOCHS,
+            checkpoint=path,
+            resume=True,
+            **resume_with,
+        )
     assert path.read_bytes() == before
 
 
@@ -334,7 +389,7 @@ def test_object_arrays_are_never_unpickled(tmp_path):
     with pytest.raises(CheckpointError):
         train("adam", checkpoint=path, resume=True)
     assert _Payload.unpickled == []
-    with np.load(path, allow_pickle=True) as data:   # control: the payload is live
+    with np.load(path, allow_pickle=True) as data:  # control: the payload is live
         data["meta"]
     assert _Payload.unpickled == ["ran"]
 
@@ -342,7 +397,11 @@ def test_object_arrays_are_never_unpickled(tmp_path):
 MISMATCHES = [
     # id, train() arguments that differ from the checkpoint's run, message regex
     ("optimizer", dict(optimizer=lambda: xpopt.Momentum(0.0007)), r"optimizer Adam != Momentum"),
-    ("hyperparameters", dict(optimizer=lambda: xpopt.Adam(0.0007, beta1=0.8)), r"hyperparameters.*beta1"),
+    (
+        "hyperparameters",
+        dict(optimizer=lambda: xpopt.Adam(0.0007, beta1=0.8)),
+        r"hyperparameters.*beta1",
+    ),
     ("layout", dict(layers=[2, 4, 2, 1]), r"layout"),
     ("seed", dict(seed=11), r"seed 10 != 11"),
     ("mini_batch_size", dict(mini_batch_size=32), r"mini_batch_size 64 != 32"),
@@ -359,15 +418,26 @@ def test_checkpoint_of_another_run_is_refused(tmp_path, kw, pattern):
     X, Y = moons() if "dtype" not in kw else xpopt.load_moons(dtype=kw["dtype"])
     opt = kw.get("optimizer", lambda: xpopt.Adam(0.0007))()
     with pytest.raises(CheckpointError, match=pattern):
-        xpopt.train(X, Y, kw.get("layers", LAYERS), opt, num_epochs=100, checkpoint=path,
-                    resume=True, seed=kw.get("seed", 10),
-                    mini_batch_size=kw.get("mini_batch_size", 64))
+        xpopt.train(
+            X,
+            Y,
+            kw.get("layers", LAYERS),
+            opt,
+            num_epochs=100,
+            checkpoint=path,
+            resume=True,
+            seed=kw.get("seed", 10),
+            mini_batch_size=kw.get("mini_batch_size", 64),
+        )
     assert path.read_bytes() == before
 
 
 # --------------------------------------------------------------------- atomic saves
-@pytest.mark.parametrize("error", [OSError("No space left on device"), KeyboardInterrupt()],
-                         ids=["disk-full", "interrupted"])
+@pytest.mark.parametrize(
+    "error",
+    [OSError("No space left on device"), KeyboardInterrupt()],
+    ids=["disk-full", "interrupted"],
+)
 def test_failed_save_keeps_last_good_checkpoint(tmp_path, monkeypatch, error):
     """A save that dies half-way (savez writes some bytes, then raises) leaves the previous
     checkpoint byte for byte and no temporary file in the folder; the error propagates."""
@@ -474,8 +544,18 @@ def test_save_and_restore_by_key_resume_exactly(tmp_path, name, style, decay):
     s = _styled_state(opt, p, style)
     _epochs(p, s, opt, lr0, 0, 3, decay)
     path = tmp_path / "manual.npz"
-    ckpt.save(path, parameters=p, state=s, epoch=3, seed=10, learning_rate=opt.learning_rate,
-              learning_rates=[], costs=[], optimizer=opt, mini_batch_size=64)
+    ckpt.save(
+        path,
+        parameters=p,
+        state=s,
+        epoch=3,
+        seed=10,
+        learning_rate=opt.learning_rate,
+        learning_rates=[],
+        costs=[],
+        optimizer=opt,
+        mini_batch_size=64,
+    )
 
     p2 = _styled(style)
     opt2 = STEP_OPTIMIZERS[name](lr0)
@@ -508,18 +588,29 @@ def test_restore_into_plain_dicts_of_another_key_order(tmp_path):
         offsets[k] = (at, at + n, shape)
         at += n
     params = {k: np.full(src[k].shape, -7.0) for k in ["b2", "W3", "W1", "b3", "b1", "W2"]}
-    state = xpopt.OptimizerState(v={"d" + k: np.zeros_like(params[k]) for k in sorted(params)},
-                                 s={"d" + k: np.zeros_like(params[k]) for k in params})
-    saved.restore_into(params, state, optimizer=xpopt.Adam(0.0007), seed=10, mini_batch_size=64,
-                       record_every=100, data=ckpt.data_fingerprint(*moons()))
+    state = xpopt.OptimizerState(
+        v={"d" + k: np.zeros_like(params[k]) for k in sorted(params)},
+        s={"d" + k: np.zeros_like(params[k]) for k in params},
+    )
+    saved.restore_into(
+        params,
+        state,
+        optimizer=xpopt.Adam(0.0007),
+        seed=10,
+        mini_batch_size=64,
+        record_every=100,
+        data=ckpt.data_fingerprint(*moons()),
+    )
     for k, (lo, hi, shape) in offsets.items():
         assert np.array_equal(params[k], saved.parameters[lo:hi].reshape(shape))
         assert np.array_equal(state.v["d" + k], saved.slots["v"][lo:hi].reshape(shape))
         assert np.array_equal(state.s["d" + k], saved.slots["s"][lo:hi].reshape(shape))
 
 
-@pytest.mark.parametrize("fault", ["missing-key", "extra-key", "wrong-shape", "read-only",
-                                   "float32-state", "state-missing-key"])
+@pytest.mark.parametrize(
+    "fault",
+    ["missing-key", "extra-key", "wrong-shape", "read-only", "float32-state", "state-missing-key"],
+)
 def test_refused_restore_changes_nothing(tmp_path, fault):
     """A restore that does not fit (a key missing or extra, a shape, a read-only array, a
     state of another dtype) raises CheckpointError and leaves every array as it was."""
@@ -528,8 +619,10 @@ def test_refused_restore_changes_nothing(tmp_path, fault):
     state = xpopt.Adam(0.0007).init(params)
     if fault == "missing-key":
         del params["b3"]
-        state = xpopt.OptimizerState(v={"d" + k: np.zeros_like(a) for k, a in params.items()},
-                                     s={"d" + k: np.zeros_like(a) for k, a in params.items()})
+        state = xpopt.OptimizerState(
+            v={"d" + k: np.zeros_like(a) for k, a in params.items()},
+            s={"d" + k: np.zeros_like(a) for k, a in params.items()},
+        )
     elif fault == "extra-key":
         params["W4"] = np.zeros((1, 1))
     elif fault == "wrong-shape":
@@ -543,9 +636,15 @@ def test_refused_restore_changes_nothing(tmp_path, fault):
     before = {k: a.copy() for k, a in params.items()}
     before_state = {slot: {k: a.copy() for k, a in getattr(state, slot).items()} for slot in "vs"}
     with pytest.raises(CheckpointError):
-        saved.restore_into(params, state, optimizer=xpopt.Adam(0.0007), seed=10,
-                           mini_batch_size=64, record_every=100,
-                           data=ckpt.data_fingerprint(*moons()))
+        saved.restore_into(
+            params,
+            state,
+            optimizer=xpopt.Adam(0.0007),
+            seed=10,
+            mini_batch_size=64,
+            record_every=100,
+            data=ckpt.data_fingerprint(*moons()),
+        )
     _by_key_equal(params, before)
     for slot in "vs":
         _by_key_equal(getattr(state, slot), before_state[slot])
@@ -560,29 +659,46 @@ def test_save_reads_plain_dict_state_by_key(tmp_path):
     v = dict(reversed(list(v.items())))
     state = xpopt.OptimizerState(t=1, v=v)
     path = tmp_path / "v.npz"
-    ckpt.save(path, parameters=params, state=state, epoch=1, seed=10, learning_rate=0.1,
-              learning_rates=[0.1], costs=[], optimizer=xpopt.Momentum(0.1), mini_batch_size=64)
-    want = np.concatenate([np.full(int(np.prod(s)), float(i))
-                           for i, (_, s) in enumerate(params.layout)])
+    ckpt.save(
+        path,
+        parameters=params,
+        state=state,
+        epoch=1,
+        seed=10,
+        learning_rate=0.1,
+        learning_rates=[0.1],
+        costs=[],
+        optimizer=xpopt.Momentum(0.1),
+        mini_batch_size=64,
+    )
+    want = np.concatenate(
+        [np.full(int(np.prod(s)), float(i)) for i, (_, s) in enumerate(params.layout)]
+    )
     assert np.array_equal(ckpt.load(path).slots["v"], want)
 
 
 # ================================================ resume: every optimizer, decay, style
-RESUME_OPTS = {"gd": lambda: xpopt.GD(0.05), "momentum": lambda: xpopt.Momentum(0.05),
-               "rmsprop": lambda: xpopt.RMSprop(0.005), "adam": lambda: xpopt.Adam(0.01)}
+RESUME_OPTS = {
+    "gd": lambda: xpopt.GD(0.05),
+    "momentum": lambda: xpopt.Momentum(0.05),
+    "rmsprop": lambda: xpopt.RMSprop(0.005),
+    "adam": lambda: xpopt.Adam(0.01),
+}
 RESUME_DECAYS = {
     "none": {},
     "update_lr": dict(decay=xpopt.update_lr, decay_rate=0.2),
-    "schedule_lr_decay": dict(decay=functools.partial(xpopt.schedule_lr_decay, time_interval=7),
-                              decay_rate=0.5),
+    "schedule_lr_decay": dict(
+        decay=functools.partial(xpopt.schedule_lr_decay, time_interval=7), decay_rate=0.5
+    ),
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _whole(name, decay):
     X, Y = moons()
-    return xpopt.train(X, Y, LAYERS, RESUME_OPTS[name](), num_epochs=30, record_every=4,
-                       **RESUME_DECAYS[decay])
+    return xpopt.train(
+        X, Y, LAYERS, RESUME_OPTS[name](), num_epochs=30, record_every=4, **RESUME_DECAYS[decay]
+    )
 
 
 @pytest.mark.parametrize("style", ["packed", "rebound", "plain"])
@@ -595,8 +711,9 @@ def test_resume_matrix_bit_for_bit(tmp_path, name, decay, style):
     caller's initial parameters are left as they were when they are not a packed FlatDict."""
     X, Y = moons()
     path = tmp_path / "run.npz"
-    kw = dict(num_epochs=30, record_every=4, checkpoint=path, checkpoint_every=5,
-              **RESUME_DECAYS[decay])
+    kw = dict(
+        num_epochs=30, record_every=4, checkpoint=path, checkpoint_every=5, **RESUME_DECAYS[decay]
+    )
     first_p = _styled(style)
     xpopt.train(X, Y, first_p, RESUME_OPTS[name](), stop_after=13, **kw)
     assert ckpt.load(path).epoch == 13
@@ -625,14 +742,30 @@ def test_resume_with_another_record_every_is_refused(tmp_path):
     grids. Now CheckpointError naming it; the file and the given parameters unchanged."""
     X, Y = moons()
     path = tmp_path / "run.npz"
-    xpopt.train(X, Y, LAYERS, xpopt.Adam(0.01), num_epochs=60, record_every=10,
-                checkpoint=path, stop_after=30)
+    xpopt.train(
+        X,
+        Y,
+        LAYERS,
+        xpopt.Adam(0.01),
+        num_epochs=60,
+        record_every=10,
+        checkpoint=path,
+        stop_after=30,
+    )
     before = path.read_bytes()
     params = xpopt.initialize_parameters(LAYERS)
     flat = params.flat.copy()
     with pytest.raises(CheckpointError, match="record_every 10 != 20"):
-        xpopt.train(X, Y, params, xpopt.Adam(0.01), num_epochs=60, record_every=20,
-                    checkpoint=path, resume=True)
+        xpopt.train(
+            X,
+            Y,
+            params,
+            xpopt.Adam(0.01),
+            num_epochs=60,
+            record_every=20,
+            checkpoint=path,
+            resume=True,
+        )
     assert path.read_bytes() == before and np.array_equal(params.flat, flat)
 
 
@@ -652,8 +785,7 @@ def test_resume_on_other_data_is_refused(tmp_path, change):
     else:
         Y2[0, 5] = 1 - Y2[0, 5]
     with pytest.raises(CheckpointError, match="other data"):
-        xpopt.train(X2, Y2, LAYERS, xpopt.Adam(0.01), num_epochs=40, checkpoint=path,
-                    resume=True)
+        xpopt.train(X2, Y2, LAYERS, xpopt.Adam(0.01), num_epochs=40, checkpoint=path, resume=True)
     assert path.read_bytes() == before
 
 
@@ -662,8 +794,15 @@ def test_the_data_fingerprint_is_computed_once_per_call(tmp_path, monkeypatch):
     real = ckpt.data_fingerprint
     monkeypatch.setattr(ckpt, "data_fingerprint", lambda X, Y: calls.append(1) or real(X, Y))
     X, Y = moons()
-    xpopt.train(X, Y, LAYERS, xpopt.Adam(0.01), num_epochs=6, checkpoint=tmp_path / "r.npz",
-                checkpoint_every=1)
+    xpopt.train(
+        X,
+        Y,
+        LAYERS,
+        xpopt.Adam(0.01),
+        num_epochs=6,
+        checkpoint=tmp_path / "r.npz",
+        checkpoint_every=1,
+    )
     assert len(calls) == 1
 
 
@@ -672,8 +811,8 @@ def _central_entry_offset(data: bytes, name: bytes) -> int:
     """Offset of member ``name``'s central-directory entry (the zip format, not xpopt)."""
     i = data.find(b"PK\x01\x02")
     while i >= 0:
-        n = int.from_bytes(data[i + 28:i + 30], "little")
-        if data[i + 46:i + 46 + n] == name:
+        n = int.from_bytes(data[i + 28 : i + 30], "little")
+        if data[i + 46 : i + 46 + n] == name:
             return i
         i = data.find(b"PK\x01\x02", i + 1)
     raise AssertionError(f"no member {name!r}")
@@ -746,16 +885,21 @@ def test_crafted_metadata_is_refused(tmp_path, change):
     params = xpopt.initialize_parameters(LAYERS)
     flat = params.flat.copy()
     with pytest.raises(CheckpointError):
-        xpopt.train(*moons(), params, xpopt.Adam(0.0007), num_epochs=100, checkpoint=bad,
-                    resume=True)
+        xpopt.train(
+            *moons(), params, xpopt.Adam(0.0007), num_epochs=100, checkpoint=bad, resume=True
+        )
     assert bad.read_bytes() == before and np.array_equal(params.flat, flat)
 
 
-@pytest.mark.parametrize("change", [
-    lambda m: {"t": m["t"] + 1},
-    lambda m: {"costs": []},
-    lambda m: {"learning_rates": m["learning_rates"][:-1]},
-], ids=["t", "costs-missing", "lrs-missing"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: {"t": m["t"] + 1},
+        lambda m: {"costs": []},
+        lambda m: {"learning_rates": m["learning_rates"][:-1]},
+    ],
+    ids=["t", "costs-missing", "lrs-missing"],
+)
 def test_train_refuses_counters_that_do_not_add_up(tmp_path, change):
     """Loadable, but not what train() wrote for that many epochs: t other than one step per
     mini-batch, a cost or learning rate missing. train(resume=True) refuses, nothing changes."""
@@ -764,8 +908,9 @@ def test_train_refuses_counters_that_do_not_add_up(tmp_path, change):
     params = xpopt.initialize_parameters(LAYERS)
     flat = params.flat.copy()
     with pytest.raises(CheckpointError, match="do not add up"):
-        xpopt.train(*moons(), params, xpopt.Adam(0.0007), num_epochs=100, checkpoint=bad,
-                    resume=True)
+        xpopt.train(
+            *moons(), params, xpopt.Adam(0.0007), num_epochs=100, checkpoint=bad, resume=True
+        )
     assert np.array_equal(params.flat, flat)
 
 
@@ -784,9 +929,15 @@ def test_stale_temporary_files_of_ours_are_removed_at_save(tmp_path):
     """A save killed half-way leaves '.xpopt-*.npz.tmp': the next save in that folder
     removes OUR temporary files older than the limit, and nothing else."""
     old = time.time() - ckpt.STALE_TMP_SECONDS - 60
-    names = {".xpopt-abcd1234.npz.tmp": old, ".xpopt-k_9Zq2x1y0.npz.tmp": old,
-             ".xpopt-fresh123.npz.tmp": None, ".other-abcd1234.npz.tmp": old,
-             ".xpopt-abcd1234.npz": old, "notes.txt": old, ".xpopt-.npz.tmp": old}
+    names = {
+        ".xpopt-abcd1234.npz.tmp": old,
+        ".xpopt-k_9Zq2x1y0.npz.tmp": old,
+        ".xpopt-fresh123.npz.tmp": None,
+        ".other-abcd1234.npz.tmp": old,
+        ".xpopt-abcd1234.npz": old,
+        "notes.txt": old,
+        ".xpopt-.npz.tmp": old,
+    }
     for name, mtime in names.items():
         (tmp_path / name).write_bytes(b"partial")
         if mtime is not None:
@@ -794,7 +945,9 @@ def test_stale_temporary_files_of_ours_are_removed_at_save(tmp_path):
     good_checkpoint(tmp_path)
     left = set(os.listdir(tmp_path))
     assert ".xpopt-abcd1234.npz.tmp" not in left and ".xpopt-k_9Zq2x1y0.npz.tmp" not in left
-    assert left == set(names) - {".xpopt-abcd1234.npz.tmp", ".xpopt-k_9Zq2x1y0.npz.tmp"} | {"run.npz"}
+    assert left == set(names) - {".xpopt-abcd1234.npz.tmp", ".xpopt-k_9Zq2x1y0.npz.tmp"} | {
+        "run.npz"
+    }
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")

@@ -22,13 +22,21 @@ except ImportError:  # pragma: no cover
     given = None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def original(tmp_factory_path: str) -> tuple[bytes, dict, dict]:
     """A real (small) Adam checkpoint: its bytes, and its content read with plain NumPy."""
     X, Y = xpopt.load_moons(n_samples=40)
     path = f"{tmp_factory_path}/orig.npz"
-    xpopt.train(X, Y, [2, 3, 1], xpopt.Adam(0.01), num_epochs=3, mini_batch_size=16,
-                checkpoint=path, record_every=2)
+    xpopt.train(
+        X,
+        Y,
+        [2, 3, 1],
+        xpopt.Adam(0.01),
+        num_epochs=3,
+        mini_batch_size=16,
+        checkpoint=path,
+        record_every=2,
+    )
     data = open(path, "rb").read()
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
@@ -89,11 +97,16 @@ def test_every_byte_flipped(tmp_path, reference, mask):
 
 
 if given is not None:
-    @settings(max_examples=300, deadline=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
-    @given(changes=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)),
-                            min_size=2, max_size=8),
-           cut=st.one_of(st.none(), st.integers(0, 10**6)))
+
+    @settings(
+        max_examples=300, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
+    @given(
+        changes=st.lists(
+            st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=2, max_size=8
+        ),
+        cut=st.one_of(st.none(), st.integers(0, 10**6)),
+    )
     def test_several_bytes_changed(tmp_path_factory, changes, cut):
         """Property (hypothesis, derandomized): several bytes changed, maybe a truncation."""
         folder = tmp_path_factory.getbasetemp() / "fuzz-hyp"

@@ -48,9 +48,17 @@ def test_load_moons_is_the_course_dataset_bit_for_bit():
     assert set(numpy.unique(Y)) == {0.0, 1.0}
 
 
-@pytest.mark.parametrize("n_samples, noise, seed", [
-    (300, 0.2, 3), (100, 0.05, 0), (301, 0.3, 7), (2, 0.1, 1), (57, None, 12), (1000, 0.0, 2**31),
-])
+@pytest.mark.parametrize(
+    "n_samples, noise, seed",
+    [
+        (300, 0.2, 3),
+        (100, 0.05, 0),
+        (301, 0.3, 7),
+        (2, 0.1, 1),
+        (57, None, 12),
+        (1000, 0.0, 2**31),
+    ],
+)
 def test_load_moons_matches_sklearn_global_seed(n_samples, noise, seed):
     """load_moons(n, noise, seed) = seed(seed); make_moons(n, noise=noise), transposed."""
     sklearn_datasets = need("sklearn.datasets", "make_moons is the oracle of load_moons")
@@ -79,12 +87,15 @@ def test_load_moons_float32():
     assert numpy.array_equal(Y32, Y64.astype(numpy.float32))
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"n_samples": 1}, ValueError, "n_samples"),
-    ({"n_samples": 10.0}, ValueError, "n_samples"),
-    ({"noise": -0.1}, ValueError, "noise"),
-    ({"dtype": numpy.int64}, TypeError, "dtype"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"n_samples": 1}, ValueError, "n_samples"),
+        ({"n_samples": 10.0}, ValueError, "n_samples"),
+        ({"noise": -0.1}, ValueError, "noise"),
+        ({"dtype": numpy.int64}, TypeError, "dtype"),
+    ],
+)
 def test_load_moons_rejects_bad_arguments(kwargs, error, match):
     """Bad sizes, negative noise and integer dtypes are refused with the argument's name."""
     with pytest.raises(error, match=match):
@@ -111,7 +122,7 @@ def data(n_x: int, m: int, y_dtype=numpy.float64, seed: int = 0):
 
 def assert_same_batches(ours, theirs):
     assert len(ours) == len(theirs)
-    for (bx, by), (rx, ry) in zip(ours, theirs):
+    for (bx, by), (rx, ry) in zip(ours, theirs, strict=True):
         bx, by = to_host(bx), to_host(by)
         assert bx.dtype == rx.dtype and by.dtype == ry.dtype
         assert numpy.array_equal(bx, rx) and bx.shape == rx.shape
@@ -119,8 +130,20 @@ def assert_same_batches(ours, theirs):
 
 
 CASES = [  # (m, mini_batch_size): divisible, not divisible, 1, m, > m
-    (148, 64), (128, 64), (300, 64), (300, 1), (300, 300), (300, 1000), (7, 3), (7, 7),
-    (1, 1), (1, 64), (10, 9), (65, 64), (63, 64), (12, 5),
+    (148, 64),
+    (128, 64),
+    (300, 64),
+    (300, 1),
+    (300, 300),
+    (300, 1000),
+    (7, 3),
+    (7, 7),
+    (1, 1),
+    (1, 64),
+    (10, 9),
+    (65, 64),
+    (63, 64),
+    (12, 5),
 ]
 
 
@@ -129,7 +152,9 @@ CASES = [  # (m, mini_batch_size): divisible, not divisible, 1, m, > m
 def test_random_mini_batches_equals_course(m, mbs, seed):
     """Same batches, in the same order, as the course's random_mini_batches."""
     X, Y = data(3, m, seed=seed)
-    assert_same_batches(random_mini_batches(X, Y, mbs, seed), ref.random_mini_batches(X, Y, mbs, seed))
+    assert_same_batches(
+        random_mini_batches(X, Y, mbs, seed), ref.random_mini_batches(X, Y, mbs, seed)
+    )
 
 
 def test_random_mini_batches_course_test_case_shape():
@@ -151,7 +176,9 @@ def test_random_mini_batches_default_arguments():
 def test_random_mini_batches_accepts_numpy_integer_size():
     """A NumPy integer batch size behaves like the Python int."""
     X, Y = data(2, 50)
-    assert_same_batches(random_mini_batches(X, Y, numpy.int64(16), 3), ref.random_mini_batches(X, Y, 16, 3))
+    assert_same_batches(
+        random_mini_batches(X, Y, numpy.int64(16), 3), ref.random_mini_batches(X, Y, 16, 3)
+    )
 
 
 def test_random_mini_batches_leaves_global_random_state_alone():
@@ -168,22 +195,50 @@ def test_random_mini_batches_float32_keeps_dtype():
     """float32 inputs give float32 batches (the course's permutation)."""
     X, Y = data(2, 30)
     X32, Y32 = X.astype(numpy.float32), Y.astype(numpy.float32)
-    assert_same_batches(random_mini_batches(X32, Y32, 8, 2), ref.random_mini_batches(X32, Y32, 8, 2))
+    assert_same_batches(
+        random_mini_batches(X32, Y32, 8, 2), ref.random_mini_batches(X32, Y32, 8, 2)
+    )
 
 
-@pytest.mark.parametrize("X, Y, mbs, error, match", [
-    (numpy.zeros((2, 5)), numpy.zeros((1, 4)), 2, ValueError, "different numbers of examples"),
-    (numpy.zeros((2, 0)), numpy.zeros((1, 0)), 2, ValueError, "no examples"),
-    (numpy.zeros((2, 5)), numpy.zeros((1, 5)), 0, (ValueError, TypeError),
-     "mini_batch_size.*positive integer"),
-    (numpy.zeros((2, 5)), numpy.zeros((1, 5)), -1, (ValueError, TypeError),
-     "mini_batch_size.*positive integer"),
-    (numpy.zeros((2, 5)), numpy.zeros((1, 5)), 2.5, (ValueError, TypeError), "mini_batch_size.*integer"),
-    (numpy.zeros((2, 5)), numpy.zeros((1, 5)), True, (ValueError, TypeError), "mini_batch_size.*integer"),
-    (numpy.zeros(5), numpy.zeros((1, 5)), 2, ValueError, "X must be 2-D"),
-    (numpy.zeros((2, 5)), numpy.zeros(5), 2, ValueError, "Y must be 2-D"),
-    ([[1.0, 2.0]], numpy.zeros((1, 2)), 1, TypeError, "list"),
-], ids=["mismatch", "empty", "size0", "size-1", "size2.5", "sizeTrue", "X1d", "Y1d", "Xlist"])
+@pytest.mark.parametrize(
+    "X, Y, mbs, error, match",
+    [
+        (numpy.zeros((2, 5)), numpy.zeros((1, 4)), 2, ValueError, "different numbers of examples"),
+        (numpy.zeros((2, 0)), numpy.zeros((1, 0)), 2, ValueError, "no examples"),
+        (
+            numpy.zeros((2, 5)),
+            numpy.zeros((1, 5)),
+            0,
+            (ValueError, TypeError),
+            "mini_batch_size.*positive integer",
+        ),
+        (
+            numpy.zeros((2, 5)),
+            numpy.zeros((1, 5)),
+            -1,
+            (ValueError, TypeError),
+            "mini_batch_size.*positive integer",
+        ),
+        (
+            numpy.zeros((2, 5)),
+            numpy.zeros((1, 5)),
+            2.5,
+            (ValueError, TypeError),
+            "mini_batch_size.*integer",
+        ),
+        (
+            numpy.zeros((2, 5)),
+            numpy.zeros((1, 5)),
+            True,
+            (ValueError, TypeError),
+            "mini_batch_size.*integer",
+        ),
+        (numpy.zeros(5), numpy.zeros((1, 5)), 2, ValueError, "X must be 2-D"),
+        (numpy.zeros((2, 5)), numpy.zeros(5), 2, ValueError, "Y must be 2-D"),
+        ([[1.0, 2.0]], numpy.zeros((1, 2)), 1, TypeError, "list"),
+    ],
+    ids=["mismatch", "empty", "size0", "size-1", "size2.5", "sizeTrue", "X1d", "Y1d", "Xlist"],
+)
 def test_random_mini_batches_rejects_bad_input(X, Y, mbs, error, match):
     """Bad input is refused with a message that says what is wrong."""
     for fn in (random_mini_batches, lambda *a: MiniBatcher(*a)):
@@ -213,8 +268,10 @@ def check_partitioner_properties(m, mbs, seed, drop_last):
     assert_same_batches(iterated, batches)
 
     # drop_last: only the full batches, the same ones
-    dropped = [(bx.copy(), by.copy())
-               for bx, by in iterate_minibatches(X, Y, mbs, seed, drop_last=drop_last)]
+    dropped = [
+        (bx.copy(), by.copy())
+        for bx, by in iterate_minibatches(X, Y, mbs, seed, drop_last=drop_last)
+    ]
     expect = batches[: m // mbs] if drop_last else batches
     assert_same_batches(dropped, expect)
     batcher = MiniBatcher(X, Y, mbs, drop_last=drop_last)
@@ -223,20 +280,27 @@ def check_partitioner_properties(m, mbs, seed, drop_last):
 
 
 if given is not None:
+
     @settings(max_examples=50, deadline=None)
-    @given(m=st.integers(1, 60), mbs=st.integers(1, 70), seed=st.integers(0, 2**32 - 1),
-           drop_last=st.booleans())
+    @given(
+        m=st.integers(1, 60),
+        mbs=st.integers(1, 70),
+        seed=st.integers(0, 2**32 - 1),
+        drop_last=st.booleans(),
+    )
     def test_partitioner_properties(m, mbs, seed, drop_last):
         """Property test (hypothesis): see check_partitioner_properties."""
         check_partitioner_properties(m, mbs, seed, drop_last)
 else:  # pragma: no cover
+
     def test_partitioner_properties():
         """Property test: needs hypothesis."""
         need("hypothesis", "the partitioner's property test")
 
 
-@pytest.mark.parametrize("m, mbs, seed, drop_last",
-                         [(1, 1, 0, False), (60, 7, 5, True), (13, 70, 2**32 - 1, True)])
+@pytest.mark.parametrize(
+    "m, mbs, seed, drop_last", [(1, 1, 0, False), (60, 7, 5, True), (13, 70, 2**32 - 1, True)]
+)
 def test_partitioner_properties_fixed_cases(m, mbs, seed, drop_last):
     """The same properties on fixed edge cases (m=1, m%mbs != 0 with drop_last, mbs > m)."""
     check_partitioner_properties(m, mbs, seed, drop_last)
@@ -268,10 +332,11 @@ def test_random_mini_batches_gpu_parity(xp, m, mbs, seed):
     for bx, by in batches:
         assert isinstance(bx, xp.ndarray) and isinstance(by, xp.ndarray)
     assert_same_batches(batches, ref.random_mini_batches(X, Y, mbs, seed))
-    it = [(to_host(bx).copy(), to_host(by).copy())
-          for bx, by in iterate_minibatches(xp.asarray(X), xp.asarray(Y), mbs, seed)]
+    it = [
+        (to_host(bx).copy(), to_host(by).copy())
+        for bx, by in iterate_minibatches(xp.asarray(X), xp.asarray(Y), mbs, seed)
+    ]
     assert_same_batches(it, ref.random_mini_batches(X, Y, mbs, seed))
-
 
 
 # ------------------------------------------------------------- check_dataset (issue 11)
@@ -313,8 +378,9 @@ def _bad_datasets():
 BAD_DATASETS = _bad_datasets()
 
 
-@pytest.mark.parametrize("X, Y, error, match", [b[1:] for b in BAD_DATASETS],
-                         ids=[b[0] for b in BAD_DATASETS])
+@pytest.mark.parametrize(
+    "X, Y, error, match", [b[1:] for b in BAD_DATASETS], ids=[b[0] for b in BAD_DATASETS]
+)
 def test_check_dataset_refuses_bad_training_data(X, Y, error, match):
     """Labels outside {0, 1}, NaN or inf, integer or complex X, foreign byte order, wrong
     shapes: a clear error naming the fault (not a negative cross-entropy or a NaN run)."""
@@ -382,7 +448,10 @@ def test_shuffles_in_threads_are_each_the_seeds_own():
     X, Y = to_host(load_moons()[0]), to_host(load_moons()[1])
     alone = {seed: random_mini_batches(X, Y, 64, seed)[0][0].copy() for seed in range(40)}
     with ThreadPoolExecutor(max_workers=4) as pool:
-        got = dict(pool.map(lambda s: (s, random_mini_batches(X, Y, 64, s)[0][0].copy()),
-                            list(range(40)) * 3))
+        got = dict(
+            pool.map(
+                lambda s: (s, random_mini_batches(X, Y, 64, s)[0][0].copy()), list(range(40)) * 3
+            )
+        )
     for seed, batch in got.items():
         assert numpy.array_equal(batch, alone[seed])

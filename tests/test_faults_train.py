@@ -22,7 +22,7 @@ LAYERS = [2, 5, 2, 1]
 train_module = sys.modules["xpopt.train"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def moons():
     X, Y = xpopt.load_moons()
     X.setflags(write=False)
@@ -30,12 +30,13 @@ def moons():
     return X, Y
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def course_costs(optimizer: str, num_epochs: int, **kw):
     X, Y = moons()
     with contextlib.redirect_stdout(io.StringIO()):
-        params, costs = course.model(np.array(X), np.array(Y), LAYERS, optimizer,
-                                     num_epochs=num_epochs, **kw)
+        params, costs = course.model(
+            np.array(X), np.array(Y), LAYERS, optimizer, num_epochs=num_epochs, **kw
+        )
     return params, [float(c) for c in costs]
 
 
@@ -81,14 +82,17 @@ def _bad(kind):
     return X, Y
 
 
-@pytest.mark.parametrize("kind, error, match", [
-    ("labels-2", ValueError, r"labels.*\{0, 1\}"),
-    ("labels-minus1", ValueError, r"labels.*\{0, 1\}"),
-    ("nan-X", ValueError, "X is not finite"),
-    ("inf-X", ValueError, "X is not finite"),
-    ("nan-Y", ValueError, "Y is not finite"),
-    ("big-endian-X", TypeError, "byte order"),
-])
+@pytest.mark.parametrize(
+    "kind, error, match",
+    [
+        ("labels-2", ValueError, r"labels.*\{0, 1\}"),
+        ("labels-minus1", ValueError, r"labels.*\{0, 1\}"),
+        ("nan-X", ValueError, "X is not finite"),
+        ("inf-X", ValueError, "X is not finite"),
+        ("nan-Y", ValueError, "Y is not finite"),
+        ("big-endian-X", TypeError, "byte order"),
+    ],
+)
 def test_train_refuses_bad_data_before_any_epoch(tmp_path, kind, error, match):
     """Labels outside {0, 1} trained to a negative cross-entropy, NaN/inf to a NaN run: now
     the data is checked first, and nothing changes (parameters, optimizer, no checkpoint)."""
@@ -124,15 +128,15 @@ def test_train_leaves_the_callers_optimizer_as_it_was():
     opt = xpopt.GD(0.1)
     first = xpopt.train(X, Y, LAYERS, opt, num_epochs=20, decay=xpopt.update_lr, decay_rate=0.5)
     assert opt.learning_rate == 0.1
-    second = xpopt.train(X, Y, LAYERS, opt, num_epochs=20, decay=xpopt.update_lr,
-                         decay_rate=0.5)
+    second = xpopt.train(X, Y, LAYERS, opt, num_epochs=20, decay=xpopt.update_lr, decay_rate=0.5)
     assert opt.learning_rate == 0.1
     assert second.learning_rates == first.learning_rates
     assert np.array_equal(second.parameters.flat, first.parameters.flat)
     assert first.learning_rates[0] == 0.1
     assert first.learning_rate == course.update_lr(0.1, 19, 0.5)
-    ref_params, _ = course_costs("gd", 20, learning_rate=0.1, decay=course.update_lr,
-                                 decay_rate=0.5)
+    ref_params, _ = course_costs(
+        "gd", 20, learning_rate=0.1, decay=course.update_lr, decay_rate=0.5
+    )
     for k in ref_params:
         assert np.array_equal(second.parameters[k], ref_params[k])
 
@@ -145,6 +149,7 @@ def test_train_without_decay_reports_the_constant_rate():
 
 def test_a_failing_run_leaves_the_callers_optimizer_as_it_was():
     """A decay that raises at epoch 5: the error propagates, the optimizer keeps its rate."""
+
     def decay(lr0, epoch, rate):
         if epoch == 5:
             raise RuntimeError("boom")
@@ -167,8 +172,9 @@ def test_seed_outside_numpys_range_is_refused_before_any_epoch(tmp_path, seed, e
     params, opt = fresh()
     keep = Untouched(params, opt, tmp_path)
     with pytest.raises(ValueError, match=r"seed .*2\*\*32"):
-        xpopt.train(X, Y, params, opt, num_epochs=epochs, seed=seed,
-                    checkpoint=tmp_path / "run.npz")
+        xpopt.train(
+            X, Y, params, opt, num_epochs=epochs, seed=seed, checkpoint=tmp_path / "run.npz"
+        )
     keep.check()
 
 
@@ -199,8 +205,9 @@ def test_unusable_checkpoint_path_is_refused_before_any_epoch(tmp_path, where):
     keep.check()
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="root writes into read-only folders")
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders"
+)
 def test_read_only_checkpoint_folder_is_refused_before_any_epoch(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
@@ -220,17 +227,46 @@ def test_numpy_integers_are_accepted_like_ints():
     """num_epochs=numpy.int64(5) was refused while mini_batch_size accepted it: every count
     accepts numbers.Integral, with the same result as Python ints."""
     X, Y = moons()
-    want = xpopt.train(X, Y, LAYERS, xpopt.Adam(0.01), num_epochs=5, mini_batch_size=64,
-                       record_every=2, print_every=3, stop_after=4, seed=10)
-    got = xpopt.train(X, Y, LAYERS, xpopt.Adam(0.01), num_epochs=np.int64(5),
-                      mini_batch_size=np.int32(64), record_every=np.int64(2),
-                      print_every=np.uint8(3), stop_after=np.int16(4), seed=np.int64(10))
+    want = xpopt.train(
+        X,
+        Y,
+        LAYERS,
+        xpopt.Adam(0.01),
+        num_epochs=5,
+        mini_batch_size=64,
+        record_every=2,
+        print_every=3,
+        stop_after=4,
+        seed=10,
+    )
+    got = xpopt.train(
+        X,
+        Y,
+        LAYERS,
+        xpopt.Adam(0.01),
+        num_epochs=np.int64(5),
+        mini_batch_size=np.int32(64),
+        record_every=np.int64(2),
+        print_every=np.uint8(3),
+        stop_after=np.int16(4),
+        seed=np.int64(10),
+    )
     assert np.array_equal(got.parameters.flat, want.parameters.flat)
     assert got.costs == want.costs and got.epochs == 4 and type(got.epochs) is int
 
 
-@pytest.mark.parametrize("name", ["num_epochs", "record_every", "print_every",
-                                  "checkpoint_every", "stop_after", "seed", "mini_batch_size"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "num_epochs",
+        "record_every",
+        "print_every",
+        "checkpoint_every",
+        "stop_after",
+        "seed",
+        "mini_batch_size",
+    ],
+)
 @pytest.mark.parametrize("value", [True, 2.0, "3"])
 def test_bools_floats_and_strings_are_not_counts(name, value):
     X, Y = moons()
