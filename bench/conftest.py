@@ -14,10 +14,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
-
-import os
 
 import pytest
 
@@ -67,8 +66,9 @@ def pytest_runtest_logreport(report):
     """Remember each skipped benchmark and why, for the report's "not measured" list."""
     if report.skipped and report.when in ("setup", "call"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        harness.SKIPPED.append({"nodeid": report.nodeid,
-                                "reason": reason.removeprefix("Skipped: ")})
+        harness.SKIPPED.append(
+            {"nodeid": report.nodeid, "reason": reason.removeprefix("Skipped: ")}
+        )
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):

@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy
 import pytest
@@ -91,9 +92,19 @@ def plan(rounds: int, warmup: int = 1, iterations: int = 1) -> dict[str, int]:
     return {"rounds": rounds, "warmup_rounds": warmup, "iterations": iterations}
 
 
-def measure(benchmark, fn: Callable[[], Any], *, group: str, contestant: str, device: str,
-            rounds: int, warmup: int = 1, iterations: int = 1, baseline: bool = False,
-            **info: Any) -> Any:
+def measure(
+    benchmark,
+    fn: Callable[[], Any],
+    *,
+    group: str,
+    contestant: str,
+    device: str,
+    rounds: int,
+    warmup: int = 1,
+    iterations: int = 1,
+    baseline: bool = False,
+    **info: Any,
+) -> Any:
     """Time ``fn`` with ``benchmark.pedantic`` and label it; returns ``fn``'s last result.
 
     Parameters
@@ -114,8 +125,9 @@ def measure(benchmark, fn: Callable[[], Any], *, group: str, contestant: str, de
         More ``extra_info`` (a note, the reference role, sizes).
     """
     benchmark.group = group
-    benchmark.extra_info.update(contestant=contestant, device=device, baseline=baseline,
-                                quick=QUICK, **info)
+    benchmark.extra_info.update(
+        contestant=contestant, device=device, baseline=baseline, quick=QUICK, **info
+    )
     return benchmark.pedantic(fn, **plan(rounds, warmup, iterations))
 
 
@@ -177,16 +189,25 @@ def measure_cpu_copy(nbytes: int, repeats: int = 7) -> dict[str, Any]:
     moved = 2 * src.nbytes
     one = timed(lambda: numpy.copyto(dst, src))
     with ThreadPoolExecutor(max_workers=threads) as pool:
+
         def parallel():
-            list(pool.map(lambda b: numpy.copyto(dst[b[0]:b[1]], src[b[0]:b[1]]), bounds))
+            list(pool.map(lambda b: numpy.copyto(dst[b[0] : b[1]], src[b[0] : b[1]]), bounds))
+
         many = timed(parallel)
     best = min(one, many)
-    return {"bytes": moved, "median_s": best, "bytes_per_s": moved / best,
-            "one_thread_bytes_per_s": moved / one, "threads": threads,
-            "all_threads_bytes_per_s": moved / many,
-            "how": (f"numpy.copyto of {src.nbytes / 2**20:.0f} MiB float32, median of {repeats}, "
-                    f"best of 1 thread ({moved / one / 1e9:.1f} GB/s) and {threads} threads "
-                    f"({moved / many / 1e9:.1f} GB/s)")}
+    return {
+        "bytes": moved,
+        "median_s": best,
+        "bytes_per_s": moved / best,
+        "one_thread_bytes_per_s": moved / one,
+        "threads": threads,
+        "all_threads_bytes_per_s": moved / many,
+        "how": (
+            f"numpy.copyto of {src.nbytes / 2**20:.0f} MiB float32, median of {repeats}, "
+            f"best of 1 thread ({moved / one / 1e9:.1f} GB/s) and {threads} threads "
+            f"({moved / many / 1e9:.1f} GB/s)"
+        ),
+    }
 
 
 def measure_gpu_copy(cupy, nbytes: int, repeats: int = 20) -> dict[str, Any]:
@@ -208,9 +229,13 @@ def measure_gpu_copy(cupy, nbytes: int, repeats: int = 20) -> dict[str, Any]:
     moved = 2 * src.nbytes
     del src, dst
     cupy.get_default_memory_pool().free_all_blocks()
-    return {"bytes": moved, "median_s": median, "bytes_per_s": moved / median,
-            "how": f"cupy.copyto of {n * 4 / 2**20:.0f} MiB float32 on the device, CUDA events, "
-                   f"median of {repeats}"}
+    return {
+        "bytes": moved,
+        "median_s": median,
+        "bytes_per_s": moved / median,
+        "how": f"cupy.copyto of {n * 4 / 2**20:.0f} MiB float32 on the device, CUDA events, "
+        f"median of {repeats}",
+    }
 
 
 # ------------------------------------------------------------------- machine info
@@ -218,28 +243,41 @@ def machine_description() -> dict[str, Any]:
     """CPU, GPU (or why none), versions, BLAS and the copy bandwidths of this run."""
     import xpopt  # noqa: PLC0415
 
-    info: dict[str, Any] = {"quick": QUICK, "xpopt": xpopt.__version__,
-                            "cpu": xpopt.device_info("cpu")}
+    info: dict[str, Any] = {
+        "quick": QUICK,
+        "xpopt": xpopt.__version__,
+        "cpu": xpopt.device_info("cpu"),
+    }
     why = gpu_unavailable_reason()
     info["gpu"] = xpopt.device_info("cuda") if why is None else {"unavailable": why}
     try:
         import torch  # noqa: PLC0415
 
-        info["torch"] = {"version": torch.__version__, "threads": torch.get_num_threads(),
-                         "cuda": torch.version.cuda,
-                         "cuda_available": bool(torch.cuda.is_available())}
+        info["torch"] = {
+            "version": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cuda": torch.version.cuda,
+            "cuda_available": bool(torch.cuda.is_available()),
+        }
     except ImportError:
         info["torch"] = None
     try:
         from threadpoolctl import threadpool_info  # noqa: PLC0415
 
-        info["blas"] = [{k: pool.get(k) for k in ("user_api", "internal_api", "version",
-                                                  "num_threads", "architecture")}
-                        for pool in threadpool_info()]
+        info["blas"] = [
+            {
+                k: pool.get(k)
+                for k in ("user_api", "internal_api", "version", "num_threads", "architecture")
+            }
+            for pool in threadpool_info()
+        ]
     except ImportError:
         info["blas"] = None
-    info["env"] = {k: os.environ[k] for k in sorted(os.environ)
-                   if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "XPOPT_"))}
+    info["env"] = {
+        k: os.environ[k]
+        for k in sorted(os.environ)
+        if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "XPOPT_"))
+    }
     info["copy_bandwidth"] = dict(COPY_BANDWIDTH)
     return info
 

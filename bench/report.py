@@ -27,8 +27,16 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # Groups are printed in the order of the brief, whatever order pytest ran the files in.
-GROUP_ORDER = ("mini-batch partition", "forward + backward", "gd step", "momentum step",
-               "rmsprop step", "adam step", "experiment", "train step")
+GROUP_ORDER = (
+    "mini-batch partition",
+    "forward + backward",
+    "gd step",
+    "momentum step",
+    "rmsprop step",
+    "adam step",
+    "experiment",
+    "train step",
+)
 
 
 # ---------------------------------------------------------------------- formatting
@@ -69,40 +77,57 @@ def machine_section(data: dict) -> list[str]:
     cpu = xi.get("cpu", {})
     lines = ["## Machine", ""]
     brand = (mi.get("cpu") or {}).get("brand_raw") or cpu.get("device") or mi.get("processor")
-    lines.append(f"- CPU: {brand}, {cpu.get('cores', '?')} logical cores "
-                 f"({mi.get('system', '')} {mi.get('release', '')}, {mi.get('machine', '')})")
-    lines.append(f"- Python {mi.get('python_version', cpu.get('python', '?'))}, "
-                 f"NumPy {cpu.get('numpy', '?')}, xpopt {xi.get('xpopt', '?')}")
+    lines.append(
+        f"- CPU: {brand}, {cpu.get('cores', '?')} logical cores "
+        f"({mi.get('system', '')} {mi.get('release', '')}, {mi.get('machine', '')})"
+    )
+    lines.append(
+        f"- Python {mi.get('python_version', cpu.get('python', '?'))}, "
+        f"NumPy {cpu.get('numpy', '?')}, xpopt {xi.get('xpopt', '?')}"
+    )
     for pool in xi.get("blas") or []:
-        lines.append(f"- {pool.get('user_api')}: {pool.get('internal_api')} {pool.get('version')}, "
-                     f"{pool.get('num_threads')} threads, kernel {pool.get('architecture')}")
+        lines.append(
+            f"- {pool.get('user_api')}: {pool.get('internal_api')} {pool.get('version')}, "
+            f"{pool.get('num_threads')} threads, kernel {pool.get('architecture')}"
+        )
     gpu = xi.get("gpu") or {}
     if "device" in gpu:
         mem = gpu.get("memory_bytes")
-        lines.append(f"- GPU: {gpu['device']}, {fmt_bytes(mem) if mem else '?'}, compute capability "
-                     f"{gpu.get('compute_capability')}, CUDA runtime {gpu.get('cuda_runtime')}, "
-                     f"driver {gpu.get('cuda_driver')}, CuPy {gpu.get('cupy')}")
+        lines.append(
+            f"- GPU: {gpu['device']}, {fmt_bytes(mem) if mem else '?'}, compute capability "
+            f"{gpu.get('compute_capability')}, CUDA runtime {gpu.get('cuda_runtime')}, "
+            f"driver {gpu.get('cuda_driver')}, CuPy {gpu.get('cupy')}"
+        )
     else:
         lines.append(f"- GPU: none usable ({gpu.get('unavailable', 'not recorded')})")
     torch = xi.get("torch")
     if torch:
-        lines.append(f"- PyTorch {torch['version']}: {torch['threads']} CPU threads by default, "
-                     f"CUDA {'available' if torch.get('cuda_available') else 'not available'}")
+        lines.append(
+            f"- PyTorch {torch['version']}: {torch['threads']} CPU threads by default, "
+            f"CUDA {'available' if torch.get('cuda_available') else 'not available'}"
+        )
     else:
         lines.append("- PyTorch: not installed (its contestants were skipped)")
     for device, copy in (xi.get("copy_bandwidth") or {}).items():
-        lines.append(f"- Copy bandwidth ({device}), measured in this run: "
-                     f"{copy['bytes_per_s'] / 1e9:.1f} GB/s read + written ({copy['how']})")
+        lines.append(
+            f"- Copy bandwidth ({device}), measured in this run: "
+            f"{copy['bytes_per_s'] / 1e9:.1f} GB/s read + written ({copy['how']})"
+        )
     env = xi.get("env") or {}
     if env:
         lines.append("- Environment: " + ", ".join(f"`{k}={v}`" for k, v in env.items()))
     commit = data.get("commit_info") or {}
     if commit.get("id"):
-        lines.append(f"- Commit {commit['id'][:12]}{' (with uncommitted changes)' if commit.get('dirty') else ''}"
-                     f", run {data.get('datetime', '?')}, pytest-benchmark {data.get('version', '?')}")
+        dirty = " (with uncommitted changes)" if commit.get("dirty") else ""
+        lines.append(
+            f"- Commit {commit['id'][:12]}{dirty}"
+            f", run {data.get('datetime', '?')}, pytest-benchmark {data.get('version', '?')}"
+        )
     if xi.get("quick"):
-        lines.append("- **QUICK smoke run (XPOPT_BENCH_QUICK=1): tiny sizes, one round; the "
-                     "figures mean nothing.**")
+        lines.append(
+            "- **QUICK smoke run (XPOPT_BENCH_QUICK=1): tiny sizes, one round; the "
+            "figures mean nothing.**"
+        )
     return lines + [""]
 
 
@@ -110,10 +135,17 @@ def machine_section(data: dict) -> list[str]:
 def group_rank(name: str) -> tuple:
     """Sort key: the brief's order of operations, then the course's order of optimizers,
     then size."""
-    kind = next((i for i, prefix in enumerate(GROUP_ORDER) if name.startswith(prefix)),
-                len(GROUP_ORDER))
-    optimizer = next((i for i, word in enumerate(("gd", "momentum", "rmsprop", "adam"))
-                      if re.search(rf"\b{word}\b", name)), -1)
+    kind = next(
+        (i for i, prefix in enumerate(GROUP_ORDER) if name.startswith(prefix)), len(GROUP_ORDER)
+    )
+    optimizer = next(
+        (
+            i
+            for i, word in enumerate(("gd", "momentum", "rmsprop", "adam"))
+            if re.search(rf"\b{word}\b", name)
+        ),
+        -1,
+    )
     size = re.search(r"(\d+)([KM]) float32 parameters", name)
     count = int(size.group(1)) * (2**20 if size.group(2) == "M" else 2**10) if size else 0
     return (kind, optimizer, count, name)
@@ -123,8 +155,11 @@ def group_table(benchmarks: list[dict]) -> list[str]:
     """One markdown table for the benchmarks of one group."""
     base = next((b for b in benchmarks if b["extra_info"].get("baseline")), None)
     base_median = base["stats"]["median"] if base else None
-    copies = {b["extra_info"].get("device"): b["stats"]["median"] for b in benchmarks
-              if b["extra_info"].get("reference") == "copy"}
+    copies = {
+        b["extra_info"].get("device"): b["stats"]["median"]
+        for b in benchmarks
+        if b["extra_info"].get("reference") == "copy"
+    }
     has = lambda key: any(key in b["extra_info"] for b in benchmarks)  # noqa: E731
 
     header = ["Contestant", "Device", "Median", "IQR", "Rounds x iter."]
@@ -143,14 +178,20 @@ def group_table(benchmarks: list[dict]) -> list[str]:
         name = info.get("contestant", b["name"])
         if info.get("baseline"):
             name = f"**{name}** (baseline)"
-        row = [name, info.get("device", "?"), fmt_time(stats["median"]),
-               fmt_time(stats["iqr"]) if stats["rounds"] > 1 else "—",
-               f"{stats['rounds']} x {stats.get('iterations', 1)}",
-               fmt_ratio(base_median / stats["median"]) if base_median else "—"]
+        row = [
+            name,
+            info.get("device", "?"),
+            fmt_time(stats["median"]),
+            fmt_time(stats["iqr"]) if stats["rounds"] > 1 else "—",
+            f"{stats['rounds']} x {stats.get('iterations', 1)}",
+            fmt_ratio(base_median / stats["median"]) if base_median else "—",
+        ]
         if has("bandwidth_GBps"):
             bw, frac = info.get("bandwidth_GBps"), info.get("copy_fraction")
-            row += [f"{bw:.2f}" if bw is not None else "—",
-                    f"{100 * frac:.0f}%" if frac is not None else "—"]
+            row += [
+                f"{bw:.2f}" if bw is not None else "—",
+                f"{100 * frac:.0f}%" if frac is not None else "—",
+            ]
         if copies:
             ref = copies.get(info.get("device"))
             row.append(fmt_ratio(stats["median"] / ref) if ref else "—")
@@ -158,8 +199,10 @@ def group_table(benchmarks: list[dict]) -> list[str]:
             row.append(f"{info['GFLOPs']:.1f}" if "GFLOPs" in info else "—")
         if has("final_cost"):
             cost, delta = info.get("final_cost"), info.get("final_cost_vs_course")
-            row += [f"{cost:.12f}" if cost is not None else "—",
-                    "—" if delta is None else ("0 (identical)" if delta == 0 else f"{delta:+.2e}")]
+            row += [
+                f"{cost:.12f}" if cost is not None else "—",
+                "—" if delta is None else ("0 (identical)" if delta == 0 else f"{delta:+.2e}"),
+            ]
         rows.append(row)
     return ["| " + " | ".join(r) + " |" for r in rows]
 
@@ -191,7 +234,9 @@ def render(data: dict, note: str | None = None) -> str:
         "NumPy code, measured side by side in this run). *GB/s* is the bytes an update must move "
         "(each array read or written once) divided by the median; *% of copy* compares it with "
         "a plain copy on the same device measured in the same run. *Time / copy* divides by a "
-        "copy of the same bytes on the same device.", ""]
+        "copy of the same bytes on the same device.",
+        "",
+    ]
     groups: dict[str, list[dict]] = defaultdict(list)
     for b in data.get("benchmarks", []):
         groups[b.get("group") or b["name"]].append(b)
@@ -204,19 +249,30 @@ def render(data: dict, note: str | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=Path, help="a pytest-benchmark JSON (--benchmark-json)")
-    parser.add_argument("-o", "--output", type=Path,
-                        help="the markdown file (default: bench/results/<host-kind>-<date>.md)")
-    parser.add_argument("--note", help="a paragraph put under the title (e.g. the machine was shared)")
-    parser.add_argument("--no-copy-json", action="store_true",
-                        help="do not copy the JSON beside the report")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="the markdown file (default: bench/results/<host-kind>-<date>.md)",
+    )
+    parser.add_argument(
+        "--note", help="a paragraph put under the title (e.g. the machine was shared)"
+    )
+    parser.add_argument(
+        "--no-copy-json", action="store_true", help="do not copy the JSON beside the report"
+    )
     args = parser.parse_args(argv)
 
     data: dict[str, Any] = json.loads(args.results.read_text(encoding="utf-8"))
     if not data.get("benchmarks"):
-        print(f"{args.results}: no benchmark results (was the run made with --benchmark-disable?)",
-              file=sys.stderr)
+        print(
+            f"{args.results}: no benchmark results (was the run made with --benchmark-disable?)",
+            file=sys.stderr,
+        )
         return 1
-    output = args.output or RESULTS / f"{host_kind(data)}-{(data.get('datetime') or 'undated')[:10]}.md"
+    output = (
+        args.output or RESULTS / f"{host_kind(data)}-{(data.get('datetime') or 'undated')[:10]}.md"
+    )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render(data, args.note), encoding="utf-8")
     beside = output.with_suffix(".json")

@@ -72,7 +72,9 @@ def run_xpopt(X, Y, optimizer):
 
 def run_torch(torch, X, Y, optimizer):
     """The experiment in PyTorch: same weights, batches and hyperparameters as the course."""
-    tensors = torch_course.tensors_from(xpopt.initialize_parameters(DIMS), torch, torch.device("cpu"))
+    tensors = torch_course.tensors_from(
+        xpopt.initialize_parameters(DIMS), torch, torch.device("cpu")
+    )
     if optimizer == "gd":
         opt = torch.optim.SGD(tensors, lr=LR)
     elif optimizer == "adam":
@@ -89,8 +91,11 @@ def run_torch(torch, X, Y, optimizer):
                 torch_course.course_momentum_step(torch, tensors, velocities, BETA, LR)
             else:
                 opt.step()
-    return {f"{p}{l}": tensors[2 * (l - 1) + i].detach().numpy()
-            for l in range(1, len(DIMS)) for i, p in enumerate("Wb")}
+    return {
+        f"{p}{l}": tensors[2 * (l - 1) + i].detach().numpy()
+        for l in range(1, len(DIMS))
+        for i, p in enumerate("Wb")
+    }
 
 
 @pytest.mark.parametrize("optimizer", ["gd", "momentum", "adam"])
@@ -115,9 +120,17 @@ def test_experiment(benchmark, moons, contestant, optimizer):
     # PyTorch loop (~10-15 s), no warm-up (nothing to compile; PyTorch's first-call set-up
     # is a few milliseconds of the run).
     parameters = harness.measure(
-        benchmark, fn, group=f"experiment: moons {DIMS}, {optimizer}, {EPOCHS} epochs, float64, CPU",
-        contestant=label, device="cpu", rounds=1 if contestant == "torch-cpu" else 2, warmup=0,
-        baseline=contestant == "course-numpy", epochs=EPOCHS, steps=EPOCHS * -(-X.shape[1] // BATCH))
+        benchmark,
+        fn,
+        group=f"experiment: moons {DIMS}, {optimizer}, {EPOCHS} epochs, float64, CPU",
+        contestant=label,
+        device="cpu",
+        rounds=1 if contestant == "torch-cpu" else 2,
+        warmup=0,
+        baseline=contestant == "course-numpy",
+        epochs=EPOCHS,
+        steps=EPOCHS * -(-X.shape[1] // BATCH),
+    )
 
     cost = final_cost(X, Y, parameters)
     _final_costs[(optimizer, contestant)] = cost
@@ -131,4 +144,5 @@ def test_experiment(benchmark, moons, contestant, optimizer):
     benchmark.extra_info["final_cost_vs_course"] = cost - reference
     if contestant == "xpopt-numpy":  # the correctness guard: same numbers as the course
         assert cost == pytest.approx(reference, rel=1e-12, abs=0), (
-            f"xpopt.model({optimizer!r}) ends at cost {cost!r}, the course's model at {reference!r}")
+            f"xpopt.model({optimizer!r}) ends at cost {cost!r}, the course's model at {reference!r}"
+        )

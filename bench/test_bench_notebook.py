@@ -83,16 +83,20 @@ def notebook_loop(lib, X, Y, optimizer, epochs=EPOCHS):
                 parameters, v = lib.update_parameters_with_momentum(parameters, grads, v, BETA, LR)
             else:
                 t += 1
-                parameters, v, s, _, _ = lib.update_parameters_with_adam(parameters, grads, v, s, t,
-                                                                         LR, BETA1, BETA2, EPS)
+                parameters, v, s, _, _ = lib.update_parameters_with_adam(
+                    parameters, grads, v, s, t, LR, BETA1, BETA2, EPS
+                )
     return parameters
 
 
 class _Timed:
     """``xpopt``'s functions, each call's time added to its kind (optimizer or network/data)."""
 
-    KINDS = {"update_parameters_with_gd": "optimizer", "update_parameters_with_momentum": "optimizer",
-             "update_parameters_with_adam": "optimizer"}
+    KINDS = {
+        "update_parameters_with_gd": "optimizer",
+        "update_parameters_with_momentum": "optimizer",
+        "update_parameters_with_adam": "optimizer",
+    }
 
     def __init__(self):
         self.seconds = {"optimizer": 0.0, "network/data": 0.0}
@@ -116,8 +120,10 @@ def shares(X, Y, optimizer) -> dict:
     t0 = time.perf_counter()
     notebook_loop(timed, X, Y, optimizer)
     total = time.perf_counter() - t0
-    return {"optimizer_share": timed.seconds["optimizer"] / total,
-            "network_data_share": timed.seconds["network/data"] / total}
+    return {
+        "optimizer_share": timed.seconds["optimizer"] / total,
+        "network_data_share": timed.seconds["network/data"] / total,
+    }
 
 
 @pytest.mark.parametrize("optimizer", ["gd", "momentum", "adam"])
@@ -126,11 +132,17 @@ def test_notebook_loop(benchmark, moons, contestant, optimizer):
     X, Y = moons
     lib = course_code if contestant == "course-numpy" else xpopt
     parameters = harness.measure(
-        benchmark, lambda: notebook_loop(lib, X, Y, optimizer),
+        benchmark,
+        lambda: notebook_loop(lib, X, Y, optimizer),
         group=f"notebook loop: moons {DIMS}, {optimizer}, {EPOCHS} epochs, float64, CPU",
-        contestant=CONTESTANTS[contestant], device="cpu", rounds=3, warmup=1,
-        baseline=contestant == "course-numpy", epochs=EPOCHS,
-        steps=EPOCHS * -(-X.shape[1] // BATCH))
+        contestant=CONTESTANTS[contestant],
+        device="cpu",
+        rounds=3,
+        warmup=1,
+        baseline=contestant == "course-numpy",
+        epochs=EPOCHS,
+        steps=EPOCHS * -(-X.shape[1] // BATCH),
+    )
     final = {k: numpy.array(xpopt.to_host(v)) for k, v in parameters.items()}
     _finals[(optimizer, contestant)] = final
     if contestant == "course-numpy":
@@ -142,4 +154,5 @@ def test_notebook_loop(benchmark, moons, contestant, optimizer):
     assert sorted(final) == sorted(reference)
     for key, want in reference.items():  # the guard: the course's bits
         assert final[key].dtype == want.dtype and numpy.array_equal(final[key], want), (
-            f"{optimizer}: {key} differs from the course's loop")
+            f"{optimizer}: {key} differs from the course's loop"
+        )

@@ -43,9 +43,19 @@ TORCH_CLASS = {"gd": "SGD", "momentum": "SGD(momentum=0.9)", "rmsprop": "RMSprop
 # PyTorch on the CPU runs twice: on its default threads (what a user gets) and on one thread.
 # On a busy 2-core machine its OpenMP pool can stall for a scheduler slice (16-32 ms here) at
 # every operation while the other core is taken; one thread shows the kernel's own speed.
-CONTESTANTS = ("course-numpy", "xpopt-numpy", "xpopt-numpy-unfused", "torch-cpu-foreach", "torch-cpu-fused",
-               "torch-cpu-foreach-1thread", "torch-cpu-fused-1thread",
-               "xpopt-cupy-unfused", "xpopt-cupy-fused", "torch-cuda-foreach", "torch-cuda-fused")
+CONTESTANTS = (
+    "course-numpy",
+    "xpopt-numpy",
+    "xpopt-numpy-unfused",
+    "torch-cpu-foreach",
+    "torch-cpu-fused",
+    "torch-cpu-foreach-1thread",
+    "torch-cpu-fused-1thread",
+    "xpopt-cupy-unfused",
+    "xpopt-cupy-fused",
+    "torch-cuda-foreach",
+    "torch-cuda-fused",
+)
 
 
 def _xpopt_threads(n: int) -> str:
@@ -78,7 +88,8 @@ def _label(rule: str, contestant: str, n: int) -> str:
     if where == "cpu":
         threads = _torch_threads(contestant)
         where = f"CPU, {threads} thread{'s' * (threads > 1)}"
-    return f"torch.optim.{TORCH_CLASS[rule]} {how}=True ({where.upper() if where == 'cuda' else where}){note}"
+    shown = where.upper() if where == "cuda" else where
+    return f"torch.optim.{TORCH_CLASS[rule]} {how}=True ({shown}){note}"
 
 
 def _torch_threads(contestant: str) -> int:
@@ -99,7 +110,9 @@ def _cases():
                     continue
                 if "torch" in contestant and "fused" in contestant and rule != "adam":
                     continue  # the brief asks torch's fused path for Adam only
-                yield pytest.param(rule, n, contestant, id=f"{rule}-{harness.fmt_count(n)}-{contestant}")
+                yield pytest.param(
+                    rule, n, contestant, id=f"{rule}-{harness.fmt_count(n)}-{contestant}"
+                )
 
 
 def layout_for(n: int) -> tuple:
@@ -141,8 +154,10 @@ def _course_step(rule: str, layout, p_flat, g_flat):
 
     def adam():
         t[0] += 1
-        return course_code.update_parameters_with_adam(params, grads, v, s, t[0], LR, BETA1,
-                                                       BETA2, EPS)
+        return course_code.update_parameters_with_adam(
+            params, grads, v, s, t[0], LR, BETA1, BETA2, EPS
+        )
+
     return adam
 
 
@@ -152,14 +167,22 @@ def _xpopt_step(rule: str, layout, p_flat, g_flat, contestant: str):
     if "cupy" in contestant:
         harness.require_cupy()
         params, grads = xpopt.to_device(params, "cuda"), xpopt.to_device(grads, "cuda")
-    opt = xpopt.make_optimizer(rule, LR, beta=BETA, beta1=BETA1, beta2=BETA2, epsilon=EPS,
-                               fused=not contestant.endswith("unfused"))
+    opt = xpopt.make_optimizer(
+        rule,
+        LR,
+        beta=BETA,
+        beta1=BETA1,
+        beta2=BETA2,
+        epsilon=EPS,
+        fused=not contestant.endswith("unfused"),
+    )
     state = opt.init(params)
     sync = harness.sync_for(contestant)
 
     def step():
         opt.update(params, grads, state)
         sync()
+
     return step
 
 
@@ -169,9 +192,9 @@ def _torch_step(rule: str, layout, p_flat, g_flat, contestant: str):
     tensors, offset = [], 0
     for _, shape in layout:
         size = int(numpy.prod(shape))
-        t = torch.from_numpy(p_flat[offset:offset + size].reshape(shape).copy()).to(dev)
+        t = torch.from_numpy(p_flat[offset : offset + size].reshape(shape).copy()).to(dev)
         t.requires_grad_(True)
-        t.grad = torch.from_numpy(g_flat[offset:offset + size].reshape(shape).copy()).to(dev)
+        t.grad = torch.from_numpy(g_flat[offset : offset + size].reshape(shape).copy()).to(dev)
         tensors.append(t)
         offset += size
     kw = {how: True}
@@ -190,11 +213,13 @@ def _torch_step(rule: str, layout, p_flat, g_flat, contestant: str):
         def step():
             with torch_course.threads(torch, threads):
                 opt.step()
+
         return step
 
     def step():
         opt.step()
         sync()
+
     return step
 
 
@@ -219,8 +244,16 @@ def test_optimizer_step(benchmark, request, rule, n, contestant):
         rounds, warmup, iterations = (30, 10, 10) if n < GPU_ONLY_FROM else (30, 5, 1)
     else:  # milliseconds (1M) to a few hundred milliseconds (10M, course code) a step
         rounds, warmup, iterations = (30, 3, 1) if n <= 2**20 else (8, 1, 1)
-    harness.measure(benchmark, step, group=f"{rule} step: {harness.fmt_count(n)} float32 parameters",
-                    contestant=_label(rule, contestant, n), device=device, rounds=rounds,
-                    warmup=warmup, iterations=iterations, baseline=contestant == "course-numpy",
-                    parameters=n)
+    harness.measure(
+        benchmark,
+        step,
+        group=f"{rule} step: {harness.fmt_count(n)} float32 parameters",
+        contestant=_label(rule, contestant, n),
+        device=device,
+        rounds=rounds,
+        warmup=warmup,
+        iterations=iterations,
+        baseline=contestant == "course-numpy",
+        parameters=n,
+    )
     harness.add_bandwidth(benchmark, ARRAYS_MOVED[rule] * 4 * n, device)

@@ -41,8 +41,10 @@ EPOCHS = 3 if QUICK else 200
 EPOCHS_K1 = 3 if QUICK else 1000
 SIDE = 2 if QUICK else 8  # own shuffles: SIDE learning rates x SIDE seeds = K
 LEARNING_RATES = [float(lr) for lr in numpy.geomspace(1e-4, 3e-2, K)]
-OWN = dict(learning_rate=[float(lr) for lr in numpy.geomspace(1e-4, 3e-2, SIDE)],
-           seed=list(range(10, 10 + SIDE)))
+OWN = dict(
+    learning_rate=[float(lr) for lr in numpy.geomspace(1e-4, 3e-2, SIDE)],
+    seed=list(range(10, 10 + SIDE)),
+)
 PROTOTYPE = "issue 15's prototype: ~15 us/model-epoch own shuffles, ~11 us shared; JAX vmap ~15 us"
 
 CONTESTANTS = {
@@ -67,8 +69,16 @@ def train_loop(X, Y, settings: list[dict], epochs: int):
     out = []
     for s in settings:
         opt = xpopt.make_optimizer("adam", s["learning_rate"])
-        out.append(xpopt.train(X, Y, xpopt.initialize_parameters(DIMS), opt,
-                               seed=s.get("seed", 10), num_epochs=epochs))
+        out.append(
+            xpopt.train(
+                X,
+                Y,
+                xpopt.initialize_parameters(DIMS),
+                opt,
+                seed=s.get("seed", 10),
+                num_epochs=epochs,
+            )
+        )
     return out
 
 
@@ -79,18 +89,26 @@ def run_sweep(X, Y, kwargs: dict, epochs: int):
 def memory_per_model(X, Y, kwargs: dict, n_models: int) -> dict:
     """Untimed: the stacked trainer's own buffers and tracemalloc's peak of a short sweep."""
     _, models = importlib.import_module("xpopt.sweep").grid(optimizer="adam", **kwargs)
-    trainer = StackedTrainer(X, Y, DIMS, [xpopt.make_optimizer("adam", m["learning_rate"])
-                                          for m in models],
-                             [m["seed"] for m in models], [3] * len(models),
-                             [(None, 1)] * len(models), 64)
+    trainer = StackedTrainer(
+        X,
+        Y,
+        DIMS,
+        [xpopt.make_optimizer("adam", m["learning_rate"]) for m in models],
+        [m["seed"] for m in models],
+        [3] * len(models),
+        [(None, 1)] * len(models),
+        64,
+    )
     tracemalloc.start()
     run_sweep(X, Y, kwargs, 2)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     verdicts = list(trainer.exact_products.values())
-    return {"bytes_per_model": trainer.nbytes() / n_models,
-            "peak_traced_bytes_per_model": peak / n_models,
-            "products_by_matmul": f"{sum(verdicts)} of {len(verdicts)} (the rest: dot per model)"}
+    return {
+        "bytes_per_model": trainer.nbytes() / n_models,
+        "peak_traced_bytes_per_model": peak / n_models,
+        "products_by_matmul": f"{sum(verdicts)} of {len(verdicts)} (the rest: dot per model)",
+    }
 
 
 def _record(benchmark, name: str, n_models: int, epochs: int, baseline: str) -> None:
@@ -119,27 +137,39 @@ def test_sweep_k64(benchmark, moons, contestant):
             result = run_sweep(Xd, Yd, {"learning_rate": LEARNING_RATES}, EPOCHS)
             xpopt.synchronize()
             return result
+
         rounds = 3
     else:
         kwargs = {"learning_rate": LEARNING_RATES} if contestant == "sweep-shared" else OWN
         fn = lambda: run_sweep(X, Y, kwargs, EPOCHS)  # noqa: E731
         rounds = 5
     result = harness.measure(
-        benchmark, fn,
+        benchmark,
+        fn,
         group=f"sweep: {K} Adam models of {DIMS} on the moons, {EPOCHS} epochs, float64",
-        contestant=CONTESTANTS[contestant], device="gpu" if contestant == "sweep-cupy" else "cpu",
-        rounds=rounds, warmup=0 if contestant == "train-loop" else 1,
-        baseline=contestant == "train-loop", models=K, epochs=EPOCHS, prototype=PROTOTYPE)
+        contestant=CONTESTANTS[contestant],
+        device="gpu" if contestant == "sweep-cupy" else "cpu",
+        rounds=rounds,
+        warmup=0 if contestant == "train-loop" else 1,
+        baseline=contestant == "train-loop",
+        models=K,
+        epochs=EPOCHS,
+        prototype=PROTOTYPE,
+    )
     _record(benchmark, contestant, K, EPOCHS, "train-loop")
     _results[contestant] = result
     if contestant in ("sweep-shared", "sweep-own"):
         kwargs = {"learning_rate": LEARNING_RATES} if contestant == "sweep-shared" else OWN
         benchmark.extra_info.update(memory_per_model(X, Y, kwargs, K))
         # the guard: a few models against train, bit for bit (all of them when the loop ran)
-        picks = range(K) if contestant == "sweep-shared" and "train-loop" in _results else (0, K - 1)
+        picks = (
+            range(K) if contestant == "sweep-shared" and "train-loop" in _results else (0, K - 1)
+        )
         loop = _results.get("train-loop") if contestant == "sweep-shared" else None
         for k in picks:
-            alone = loop[k] if loop is not None else train_loop(X, Y, [result.settings[k]], EPOCHS)[0]
+            alone = (
+                loop[k] if loop is not None else train_loop(X, Y, [result.settings[k]], EPOCHS)[0]
+            )
             assert numpy.array_equal(result.parameters[k].flat, alone.parameters.flat), k
             assert result.costs[k] == alone.costs, k
     elif contestant == "train-loop":
@@ -160,10 +190,17 @@ def test_sweep_k1(benchmark, moons, contestant):
     else:
         fn = lambda: run_sweep(X, Y, {"learning_rate": 0.001}, EPOCHS_K1)  # noqa: E731
     harness.measure(
-        benchmark, fn, group=f"sweep: 1 Adam model of {DIMS} on the moons, {EPOCHS_K1} epochs, float64",
+        benchmark,
+        fn,
+        group=f"sweep: 1 Adam model of {DIMS} on the moons, {EPOCHS_K1} epochs, float64",
         contestant="xpopt.train" if contestant == "train" else "xpopt.sweep (K = 1)",
-        device="cpu", rounds=5, warmup=1, baseline=contestant == "train", models=1,
-        epochs=EPOCHS_K1)
+        device="cpu",
+        rounds=5,
+        warmup=1,
+        baseline=contestant == "train",
+        models=1,
+        epochs=EPOCHS_K1,
+    )
     _record(benchmark, f"k1-{contestant}", 1, EPOCHS_K1, "k1-train")
 
 
@@ -195,14 +232,17 @@ def test_sweep_interleaved(moons, capsys):
         loop_us.append((t1 - t0) / (loop_n * EPOCHS) * 1e6)
         shared_us.append((t2 - t1) / (K * EPOCHS) * 1e6)
         own_us.append((t3 - t2) / (K * EPOCHS) * 1e6)
-    loop, shared, own, t1, s1 = (float(numpy.median(v))
-                                 for v in (loop_us, shared_us, own_us, one_train, one_sweep))
+    loop, shared, own, t1, s1 = (
+        float(numpy.median(v)) for v in (loop_us, shared_us, own_us, one_train, one_sweep)
+    )
     _medians["interleaved"] = (loop, shared, own)
     _medians["interleaved-k1"] = (t1, s1)
     with capsys.disabled():
-        print(f"\ninterleaved, median of {pairs} pairs: train loop {loop:.1f} us/model-epoch, "
-              f"sweep shared {shared:.1f} ({loop / shared:.1f}x), own {own:.1f} ({loop / own:.1f}x); "
-              f"K = 1: train {t1:.1f}, sweep {s1:.1f} us/epoch ({s1 / t1:.2f} of train's time)")
+        print(
+            f"\ninterleaved, median of {pairs} pairs: train loop {loop:.1f} us/model-epoch, "
+            f"sweep shared {shared:.1f} ({loop / shared:.1f}x), own {own:.1f} ({loop / own:.1f}x); "
+            f"K = 1: train {t1:.1f}, sweep {s1:.1f} us/epoch ({s1 / t1:.2f} of train's time)"
+        )
 
 
 def test_sweep_summary(capsys):
@@ -213,20 +253,25 @@ def test_sweep_summary(capsys):
     base = _medians.get("train-loop")
     if "interleaved" in _medians:
         loop, shared, own = _medians["interleaved"]
-        lines.append(f"  interleaved pairs: loop {loop:.1f}, shared {shared:.1f} ({loop / shared:.1f}x), "
-                     f"own {own:.1f} ({loop / own:.1f}x) us/model-epoch")
+        lines.append(
+            f"  interleaved pairs: loop {loop:.1f}, shared {shared:.1f} ({loop / shared:.1f}x), "
+            f"own {own:.1f} ({loop / own:.1f}x) us/model-epoch"
+        )
         t1, s1 = _medians["interleaved-k1"]
-        lines.append(f"  interleaved pairs, K = 1: train {t1:.1f}, sweep {s1:.1f} us/epoch "
-                     f"({s1 / t1:.2f} of train's time)")
+        lines.append(
+            f"  interleaved pairs, K = 1: train {t1:.1f}, sweep {s1:.1f} us/epoch "
+            f"({s1 / t1:.2f} of train's time)"
+        )
     for name in CONTESTANTS:
         if name in _medians:
             us = _medians[name] / (K * EPOCHS) * 1e6
             ratio = f"{base / _medians[name]:5.1f}x" if base else "  n/a"
             lines.append(f"  {CONTESTANTS[name]:<66} {us:8.1f} us/model-epoch  {ratio}")
     if "k1-train" in _medians and "k1-sweep" in _medians:
-        lines.append(f"  K = 1: train {_medians['k1-train'] / EPOCHS_K1 * 1e6:.1f} us/epoch, sweep "
-                     f"{_medians['k1-sweep'] / EPOCHS_K1 * 1e6:.1f} us/epoch "
-                     f"({_medians['k1-sweep'] / _medians['k1-train']:.2f} of train's time)")
+        lines.append(
+            f"  K = 1: train {_medians['k1-train'] / EPOCHS_K1 * 1e6:.1f} us/epoch, sweep "
+            f"{_medians['k1-sweep'] / EPOCHS_K1 * 1e6:.1f} us/epoch "
+            f"({_medians['k1-sweep'] / _medians['k1-train']:.2f} of train's time)"
+        )
     with capsys.disabled():
         print("\n" + "\n".join(lines))
-

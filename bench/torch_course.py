@@ -13,7 +13,8 @@ starts from ``v = g``), not the course's ``v = beta * v + (1 - beta) * g`` from 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy
 
@@ -80,8 +81,9 @@ def forward_backward(torch, X, Y, tensors: Sequence):
     return cost.detach()
 
 
-def course_momentum_step(torch, tensors: Sequence, velocities: Sequence, beta: float,
-                         learning_rate: float) -> None:
+def course_momentum_step(
+    torch, tensors: Sequence, velocities: Sequence, beta: float, learning_rate: float
+) -> None:
     """The course's momentum rule with ``torch._foreach`` operations, in place.
 
     ``v = beta * v + (1 - beta) * g``; ``W = W - lr * v`` (velocities start at zeros).
