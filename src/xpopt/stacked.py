@@ -280,7 +280,10 @@ class StackedTrainer:
     def _decay(self, i: int) -> None:
         values = [lr0 if decay is None else check_learning_rate(decay(lr0, i, rate))
                   for decay, rate, lr0, _ in self.decay_configs]
-        self._lr_host = [values[c] for c in self.decay_index]
+        self._set_learning_rates([values[c] for c in self.decay_index])
+
+    def _set_learning_rates(self, rates: list[float]) -> None:
+        self._lr_host = list(rates)
         new = self._column(self._lr_host)
         if self.xp is numpy:
             self._lr[...] = new
@@ -340,6 +343,30 @@ class StackedTrainer:
                     seen.add(id(owner))
                     total += int(owner.nbytes)
         return total
+
+    # ------------------------------------------------------------- checkpoint support
+    def snapshot(self) -> tuple[dict, dict]:
+        """What a checkpoint keeps to continue this run bit for bit: host copies of the
+        ``(K, P)`` parameters, each optimizer slot and the recorded costs so far, and the
+        counters (``epoch``, ``t``, each model's learning rate for the coming epoch)."""
+        arrays = {"parameters": numpy.array(to_host(self.params)),
+                  **{slot: numpy.array(to_host(self.state[slot])) for slot in self.slots}}
+        if self.history is not None:
+            arrays["history"] = numpy.array(to_host(self.history))
+        return arrays, {"epoch": int(self.epoch), "t": int(self.t),
+                        "learning_rates": [float(x) for x in self._lr_host]}
+
+    def restore(self, arrays: dict, counters: dict, record_every: int) -> None:
+        """Continue from a :meth:`snapshot` (checked by the caller: shapes, dtype, counts);
+        the next :meth:`run` with the same ``num_epochs`` and ``record_every`` goes on."""
+        xp = self.xp
+        self.params[...] = xp.asarray(arrays["parameters"])
+        for slot in self.slots:
+            self.state[slot][...] = xp.asarray(arrays[slot])
+        self.history = xp.asarray(numpy.array(arrays["history"], dtype=self.dtype))
+        self.record_every = int(record_every)
+        self.epoch, self.t = int(counters["epoch"]), int(counters["t"])
+        self._set_learning_rates([float(x) for x in counters["learning_rates"]])
 
     def parameters(self, k: int) -> FlatDict:
         """Model ``k``'s parameters ``W1, b1, ...``: views into the stacked buffer."""

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import itertools
 import numbers
+import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy
@@ -41,12 +43,13 @@ from .experiment import final_cost as _final_cost
 from .experiment import resolve_decay
 from .network import accuracy as _accuracy
 from .network import host_initial_parameters, parameter_layout
+from .settings import check_seed
 from .stacked import StackedTrainer
 from .sweep_kernels import stacked_update
 from .sweep_result import SweepResult
 from .train import OPTIMIZERS, make_optimizer, train
 
-__all__ = ["AXES", "SweepResult", "grid", "sweep"]
+__all__ = ["AXES", "SweepPlan", "SweepResult", "check_sweep", "grid", "sweep", "train_models"]
 
 # The grid's axes in product order (the last varies fastest) and their defaults: the course's.
 AXES = {"optimizer": "adam", "learning_rate": 0.0007, "beta": 0.9, "beta1": 0.9,
@@ -106,6 +109,7 @@ def _prepare(models: list[dict]) -> list[dict]:
                                    beta1=s["beta1"], beta2=s["beta2"], epsilon=s["epsilon"])
         for name, low in (("seed", 0), ("init_seed", 0), ("num_epochs", 0), ("mini_batch_size", 1)):
             s[name] = _check_int(name, s[name], low)
+        check_seed(s["seed"], s["num_epochs"])  # every epoch's shuffle seed in NumPy's range
         s["_decay"] = resolve_decay(s["decay"])
         rate = s["decay_rate"]
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not numpy.isfinite(rate) or rate < 0:
@@ -136,11 +140,149 @@ def _train_alone(X, Y, dims, s: dict, record_every: int, progress):
     return result.parameters, result.costs
 
 
+@dataclass
+class SweepPlan:
+    """A checked grid: what :func:`train_models` trains.
+
+    Attributes
+    ----------
+    axes : dict of str to list
+    models : list of dict
+        Every model's full settings (with its optimizer ``_opt`` and schedule ``_decay``).
+    dims : list of int
+    shuffle : str
+    record_every : int
+    block_size : int or None
+    """
+
+    axes: dict
+    models: list
+    dims: list
+    shuffle: str
+    record_every: int
+    block_size: int | None
+
+    def blocks(self, indices: Sequence[int], on_cpu: bool) -> list[tuple[tuple, list[int]]]:
+        """The stacked blocks of the models ``indices``: ``((optimizer, batch, epochs),
+        members)``, grouped by optimizer, batch size and epochs, cut into ``block_size``."""
+        groups: dict[tuple, list[int]] = {}
+        for k in indices:
+            s = self.models[k]
+            groups.setdefault((s["optimizer"], s["mini_batch_size"], s["num_epochs"]), []).append(k)
+        out = []
+        for key, members in groups.items():
+            size = self.block_size if (on_cpu and self.block_size) else len(members)
+            out.extend((key, members[lo:lo + size]) for lo in range(0, len(members), size))
+        return out
+
+
+def check_sweep(layer_dims: Sequence[int], optimizer="adam", *, shuffle: str = "own",
+                record_every: int = 100, block_size: int | None = 128, **values) -> SweepPlan:
+    """Every check of :func:`sweep` that needs no data (the command line calls it before it
+    loads any): the axes, each model's settings and optimizer, seeds, counts, ``layer_dims``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`sweep` does.
+    """
+    if shuffle not in SHUFFLES:
+        raise ValueError(f"shuffle must be one of {SHUFFLES}, got {shuffle!r}")
+    record_every = _check_int("record_every", record_every, 1)
+    if block_size is not None:
+        block_size = _check_int("block_size", block_size, 1)
+    axes, models = grid(optimizer=optimizer, **values)
+    parameter_layout(layer_dims)  # validates layer_dims
+    _prepare(models)
+    dims = [int(d) for d in layer_dims]
+    if dims[-1] != 1:
+        raise ValueError(f"a sweep trains networks with one output unit on labels of shape "
+                         f"(1, m); got layer_dims[-1]={dims[-1]}")
+    if shuffle == "shared" and len({s["seed"] for s in models}) > 1:
+        raise ValueError("shuffle='shared' draws one permutation per epoch from one seed, "
+                         "but seed is an axis; give one seed or use shuffle='own'")
+    return SweepPlan(axes, models, dims, shuffle, record_every, block_size)
+
+
+def _check_data(X, Y, plan: SweepPlan) -> None:
+    for s in plan.models:
+        _check_batch_inputs(X, Y, s["mini_batch_size"])
+    dims = plan.dims
+    if Y.shape[0] != 1:
+        raise ValueError(f"a sweep trains networks with one output unit on labels of shape "
+                         f"(1, m); got layer_dims[-1]={dims[-1]} and Y of shape {Y.shape}")
+    if X.shape[0] != dims[0]:
+        raise ValueError(f"X has {X.shape[0]} features (rows) but layer_dims[0] is {dims[0]}")
+    if X.dtype != Y.dtype or X.dtype.kind != "f":
+        raise TypeError(f"X and Y must share one floating dtype, got {X.dtype} and {Y.dtype}")
+
+
+def train_models(X, Y, plan: SweepPlan, indices: Sequence[int] | None = None, *,
+                 progress: bool | None = False, checkpoint: str | os.PathLike | None = None,
+                 checkpoint_every: int = 1000, resume: bool = False):
+    """Train the models ``indices`` of a checked plan (all by default), block after block.
+
+    Returns
+    -------
+    parameters : list of FlatDict
+    costs : list of list of float
+        Both in the order of ``indices``.
+    seconds : float
+        Wall time of the training, device work included.
+    """
+    from . import sweep_checkpoint  # noqa: PLC0415
+
+    indices = list(range(len(plan.models))) if indices is None else [int(k) for k in indices]
+    on_cpu = get_xp(X, Y) is numpy
+    blocks = plan.blocks(indices, on_cpu)
+    store = None
+    if checkpoint is not None:
+        checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1)
+        store = sweep_checkpoint.SweepCheckpoint(checkpoint, X, Y, plan, indices, blocks)
+        if resume:
+            store.load()
+    found: dict[int, tuple] = {}
+    start = time.perf_counter()
+    for b, ((_, batch, epochs), block) in enumerate(blocks):
+        ms = [plan.models[k] for k in block]
+        if store is not None and b < store.done:  # trained before the interruption
+            found.update({k: (to_module(p, get_xp(X)), c) for k, (p, c) in store.finished(b).items()})
+            continue
+        if len(block) == 1 and store is None:  # nothing to stack: train itself, at its cost
+            found[block[0]] = _train_alone(X, Y, plan.dims, ms[0], plan.record_every, progress)
+            continue
+        trainer = StackedTrainer(
+            X, Y, plan.dims, [s["_opt"] for s in ms], [s["seed"] for s in ms],
+            [s["init_seed"] for s in ms], [(s["_decay"], s["decay_rate"]) for s in ms],
+            batch, shared=plan.shuffle == "shared")
+        if store is not None:
+            store.restore_current(b, trainer)
+        bar = _progress(f"{ms[0]['optimizer']} x{len(block)}: ", epochs, progress)
+        update = None if on_cpu else stacked_update(trainer)
+        while True:
+            piece = None if store is None else checkpoint_every - trainer.epoch % checkpoint_every
+            history = trainer.run(epochs, plan.record_every, on_record=bar, update=update,
+                                  stop_after=piece)
+            if trainer.epoch >= epochs:
+                break
+            store.save_current(b, trainer)
+        if bar is not None:
+            sys.stderr.write("\n")
+        for j, k in enumerate(block):
+            found[k] = (trainer.parameters(j), history[:, j].tolist())
+        if store is not None:
+            store.save_finished(b, trainer, history)
+    synchronize()
+    seconds = time.perf_counter() - start
+    return [found[k][0] for k in indices], [found[k][1] for k in indices], seconds
+
+
 def sweep(X, Y, layer_dims: Sequence[int], optimizer: str | Sequence[str] = "adam", *,
           learning_rate=0.0007, beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, seed=10,
           init_seed=3, num_epochs=5000, mini_batch_size=64, decay=None, decay_rate=1,
           shuffle: str = "own", record_every: int = 100, block_size: int | None = 128,
-          progress: bool | None = False) -> SweepResult:
+          progress: bool | None = False, checkpoint: str | os.PathLike | None = None,
+          checkpoint_every: int = 1000, resume: bool = False) -> SweepResult:
     """Train every model of a grid at once; model ``k`` equals :func:`~xpopt.train`'s run.
 
     Parameters
@@ -172,6 +314,16 @@ def sweep(X, Y, layer_dims: Sequence[int], optimizer: str | Sequence[str] = "ada
     progress : bool or None
         A progress line per block on stderr, redrawn at each recorded epoch (the only
         reads of the device); None: only when stderr is a terminal.
+    checkpoint : path, optional
+        Save the whole sweep there (one ``.npz``, written atomically): the finished blocks'
+        parameters and costs, and the running block's buffers (parameters, optimizer
+        state, step count, learning rates, recorded costs, epoch) every
+        ``checkpoint_every`` epochs. A block of one is then stacked too (``train``'s own
+        checkpoint is a file per run).
+    checkpoint_every : int
+    resume : bool
+        Continue from ``checkpoint`` when that file exists: the sweep ends bit for bit
+        where the uninterrupted one ends.
 
     Returns
     -------
@@ -183,66 +335,30 @@ def sweep(X, Y, layer_dims: Sequence[int], optimizer: str | Sequence[str] = "ada
     ValueError, TypeError
         For an empty axis, an unknown optimizer or shuffle, a bad value, or data that does
         not fit ``layer_dims``: all checked before any training.
+    CheckpointError
+        Before any training: a checkpoint path where nothing can be written; with
+        ``resume``, a checkpoint that is unreadable or of another sweep (grid, network,
+        data, dtype, record interval, blocks).
     """
-    if shuffle not in SHUFFLES:
-        raise ValueError(f"shuffle must be one of {SHUFFLES}, got {shuffle!r}")
-    record_every = _check_int("record_every", record_every, 1)
-    if block_size is not None:
-        block_size = _check_int("block_size", block_size, 1)
-    axes, models = grid(optimizer=optimizer, learning_rate=learning_rate, beta=beta,
-                        beta1=beta1, beta2=beta2, epsilon=epsilon, seed=seed,
-                        init_seed=init_seed, num_epochs=num_epochs,
-                        mini_batch_size=mini_batch_size, decay=decay, decay_rate=decay_rate)
-    parameter_layout(layer_dims)  # validates layer_dims
-    _prepare(models)
-    for s in models:
-        _check_batch_inputs(X, Y, s["mini_batch_size"])
-    dims = [int(d) for d in layer_dims]
-    if dims[-1] != 1 or Y.shape[0] != 1:
-        raise ValueError(f"a sweep trains networks with one output unit on labels of shape "
-                         f"(1, m); got layer_dims[-1]={dims[-1]} and Y of shape {Y.shape}")
-    if X.shape[0] != dims[0]:
-        raise ValueError(f"X has {X.shape[0]} features (rows) but layer_dims[0] is {dims[0]}")
-    if X.dtype != Y.dtype or X.dtype.kind != "f":
-        raise TypeError(f"X and Y must share one floating dtype, got {X.dtype} and {Y.dtype}")
-    if shuffle == "shared" and len({s["seed"] for s in models}) > 1:
-        raise ValueError("shuffle='shared' draws one permutation per epoch from one seed, "
-                         "but seed is an axis; give one seed or use shuffle='own'")
-    xp = get_xp(X, Y)
-    on_cpu = xp is numpy
+    plan = check_sweep(layer_dims, optimizer, shuffle=shuffle, record_every=record_every,
+                       block_size=block_size, learning_rate=learning_rate, beta=beta,
+                       beta1=beta1, beta2=beta2, epsilon=epsilon, seed=seed,
+                       init_seed=init_seed, num_epochs=num_epochs,
+                       mini_batch_size=mini_batch_size, decay=decay, decay_rate=decay_rate)
+    _check_data(X, Y, plan)
+    parameters, costs, seconds = train_models(X, Y, plan, progress=progress,
+                                              checkpoint=checkpoint,
+                                              checkpoint_every=checkpoint_every, resume=resume)
+    return result_of(X, Y, plan, range(len(plan.models)), parameters, costs, seconds)
 
-    groups: dict[tuple, list[int]] = {}
-    for k, s in enumerate(models):
-        groups.setdefault((s["optimizer"], s["mini_batch_size"], s["num_epochs"]), []).append(k)
-    parameters: list = [None] * len(models)
-    costs: list = [None] * len(models)
-    start = time.perf_counter()
-    for (_, batch, epochs), members in groups.items():
-        size = block_size if (on_cpu and block_size) else len(members)
-        for lo in range(0, len(members), size):
-            block = members[lo:lo + size]
-            ms = [models[k] for k in block]
-            if len(block) == 1:  # nothing to stack: train itself, at train's cost
-                parameters[block[0]], costs[block[0]] = _train_alone(
-                    X, Y, dims, ms[0], record_every, progress)
-                continue
-            trainer = StackedTrainer(
-                X, Y, dims, [s["_opt"] for s in ms], [s["seed"] for s in ms],
-                [s["init_seed"] for s in ms], [(s["_decay"], s["decay_rate"]) for s in ms],
-                batch, shared=shuffle == "shared")
-            bar = _progress(f"{ms[0]['optimizer']} x{len(block)}: ", epochs, progress)
-            history = trainer.run(epochs, record_every, on_record=bar,
-                                  update=None if on_cpu else stacked_update(trainer))
-            if bar is not None:
-                sys.stderr.write("\n")
-            for j, k in enumerate(block):
-                parameters[k] = trainer.parameters(j)
-                costs[k] = history[:, j].tolist()
-    synchronize()
-    seconds = time.perf_counter() - start
-    settings = [{name: s[name] for name in axes} for s in models]
+
+def result_of(X, Y, plan: SweepPlan, indices, parameters, costs, seconds) -> SweepResult:
+    """The :class:`SweepResult` of the models ``indices`` (their final cost and accuracy
+    computed on the whole data set)."""
+    indices = list(indices)
+    settings = [{name: plan.models[k][name] for name in plan.axes} for k in indices]
     finals = [_final_cost(X, Y, p) for p in parameters]
     accuracies = [_accuracy(X, Y, p) for p in parameters]
-    return SweepResult(axes=axes, settings=settings, parameters=parameters, costs=costs,
-                       final_cost=finals, accuracy=accuracies, record_every=record_every,
-                       seconds=seconds)
+    return SweepResult(axes=plan.axes, settings=settings, parameters=list(parameters),
+                       costs=list(costs), final_cost=finals, accuracy=accuracies,
+                       record_every=plan.record_every, seconds=seconds)

@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import backend, experiment
 from ..train import OPTIMIZERS
 from . import commands
+from . import sweep as sweep_command
 from .commands import COURSE_LR, DECAY_LR
 
 DESCRIPTION = """\
@@ -134,6 +135,9 @@ def _add_train_parser(sub) -> None:
                     help="continue from --checkpoint when that file exists")
     ck.add_argument("--checkpoint-every", type=_positive_int, default=1000, metavar="N",
                     help="save every N epochs and at the end (default: %(default)s)")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the ranks of an MPI job: mpiexec -n N python -m "
+                        "mpi4py -m xpopt train --distributed ... (see docs/distributed.md)")
     p.set_defaults(func=commands.train, parser=p)
 
 
@@ -174,4 +178,5 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=commands.info)
     _add_train_parser(sub)
     _add_compare_parser(sub)
+    sweep_command.add_parser(sub)
     return parser

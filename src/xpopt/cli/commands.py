@@ -78,6 +78,9 @@ def info(args) -> int:
         backend.set_backend(args.backend)
     print(f"backend: {backend.get_backend()}")
     print(backend.format_device_info(backend.device_info()))
+    from ..distributed import describe_line  # noqa: PLC0415  (mpi4py is not imported)
+
+    print(f"{'distributed':<12} : {describe_line()}")
     return 0
 
 
@@ -96,6 +99,10 @@ def train(args) -> int:
     _check_settings(args, args.checkpoint)
     if args.plot_dir is not None:
         _check_figure_folder(args.plot_dir, "--plot-dir")
+    if args.distributed:  # every rank of the MPI job trains its shards; rank 0 reports
+        from ..distributed.cli import run as run_distributed  # noqa: PLC0415
+
+        return run_distributed(args)
     with _backend_context(args):
         X, Y = load_moons(dtype=numpy.dtype(args.dtype))
         try:

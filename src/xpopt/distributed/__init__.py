@@ -18,6 +18,7 @@ from .engine import (
                      NcclEngine,
                      choose_engine,
                      describe,
+                     describe_line,
                      local_rank,
                      use_local_device,
                      world,
@@ -28,5 +29,6 @@ from .shards import ShardPlan, batch_widths, shard_bounds
 
 __all__ = ["DistributedResult", "Engine", "MpiEngine", "MpiUnavailableError", "NcclCollective",
            "NcclEngine", "ReplicaDivergenceError", "ShardPlan", "batch_widths", "check_replicas",
-           "checksum", "choose_engine", "describe", "local_rank", "shard_bounds", "train",
+           "checksum", "choose_engine", "describe", "describe_line", "local_rank", "shard_bounds",
+           "train",
            "use_local_device", "world"]

@@ -24,7 +24,8 @@ import numpy
 from ..backend import get_xp, is_cupy_array
 
 __all__ = ["Engine", "MpiEngine", "NcclCollective", "NcclEngine", "MpiUnavailableError",
-           "choose_engine", "describe", "local_rank", "use_local_device", "world"]
+           "choose_engine", "describe", "describe_line", "local_rank", "use_local_device",
+           "world"]
 
 INSTALL_HINT = ("pip install mpi4py mpich (the 'mpi' extra), or build mpi4py against your "
                 "cluster's MPI: env MPICC=mpicc pip install --no-binary mpi4py mpi4py")
@@ -246,6 +247,7 @@ def choose_engine(xp_or_array, comm=None, *, collective=None) -> Engine:
         _DEFAULT_ENGINES[key] = engine
     return engine
 
+
 def describe() -> dict:
     """What distributed training can use here, without starting MPI or CUDA (for ``xpopt
     info``): mpi4py's version or why it is missing, the ``mpiexec`` on PATH, whether the
@@ -272,3 +274,11 @@ def describe() -> dict:
         except metadata.PackageNotFoundError:
             info["nccl"] = "no NCCL wheel (pip install nvidia-nccl-cu12 for GPUs)"
     return info
+
+
+def describe_line(info: dict | None = None) -> str:
+    """:func:`describe` on one line, as ``xpopt info`` prints it."""
+    info = describe() if info is None else info
+    return (f"mpi4py {info['mpi4py']}, mpiexec {info['mpiexec']}, {info['nccl']}; "
+            f"engines: NumPy -> {info['engine_numpy']}, CuPy -> {info['engine_cupy']}")
+
