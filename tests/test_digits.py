@@ -38,8 +38,9 @@ def test_the_split_is_stratified_disjoint_and_complete():
     train, test = stratified_split(labels, 0.25, seed=0)
     assert len(test) == 450 and len(train) == 1347
     assert numpy.intersect1d(train, test).size == 0
-    numpy.testing.assert_array_equal(numpy.sort(numpy.concatenate([train, test])),
-                                     numpy.arange(labels.size))
+    numpy.testing.assert_array_equal(
+        numpy.sort(numpy.concatenate([train, test])), numpy.arange(labels.size)
+    )
     counts = numpy.bincount(labels)
     share = numpy.bincount(labels[test]) / counts
     assert numpy.all(numpy.abs(share - 0.25) < 1.0 / counts.min())

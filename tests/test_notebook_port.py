@@ -124,12 +124,38 @@ def _course_namespace():
         plt.scatter(X[0, :], X[1, :], c=y.ravel(), cmap=plt.cm.Spectral)
         plt.show()
 
-    def model(X, Y, layers_dims, optimizer, learning_rate=0.0007, mini_batch_size=64,
-              beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, num_epochs=5000,
-              print_cost=True, decay=None, decay_rate=1):
-        parameters, costs = c.model(X, Y, layers_dims, optimizer, learning_rate,
-                                    mini_batch_size, beta, beta1, beta2, epsilon, num_epochs,
-                                    print_cost, decay, decay_rate)
+    def model(
+        X,
+        Y,
+        layers_dims,
+        optimizer,
+        learning_rate=0.0007,
+        mini_batch_size=64,
+        beta=0.9,
+        beta1=0.9,
+        beta2=0.999,
+        epsilon=1e-8,
+        num_epochs=5000,
+        print_cost=True,
+        decay=None,
+        decay_rate=1,
+    ):
+        parameters, costs = c.model(
+            X,
+            Y,
+            layers_dims,
+            optimizer,
+            learning_rate,
+            mini_batch_size,
+            beta,
+            beta1,
+            beta2,
+            epsilon,
+            num_epochs,
+            print_cost,
+            decay,
+            decay_rate,
+        )
         plt.plot(costs)
         plt.ylabel("cost")
         plt.xlabel("epochs (per 100)")
@@ -138,8 +164,13 @@ def _course_namespace():
         return parameters
 
     ns = {name: getattr(c, name) for name in dir(c) if not name.startswith("_")}
-    ns.update(load_dataset=load_dataset, predict=predict, predict_dec=predict_dec,
-              plot_decision_boundary=plot_decision_boundary, model=model)
+    ns.update(
+        load_dataset=load_dataset,
+        predict=predict,
+        predict_dec=predict_dec,
+        plot_decision_boundary=plot_decision_boundary,
+        model=model,
+    )
     return ns
 
 
@@ -177,18 +208,36 @@ def test_the_notebook_prints_the_course_lines(cells):
     accuracies = [line for line in lines if line.startswith("Accuracy: ")]
     assert len(accuracies) == len(predictions)
     if cells is SECTION_6:  # the notebook's figures: 71.7%, 71.7%, 94.3%
-        assert accuracies == ["Accuracy: 0.7166666666666667", "Accuracy: 0.7166666666666667",
-                              "Accuracy: 0.9433333333333334"]
+        assert accuracies == [
+            "Accuracy: 0.7166666666666667",
+            "Accuracy: 0.7166666666666667",
+            "Accuracy: 0.9433333333333334",
+        ]
 
 
 def test_every_course_name_is_exported():
     ns = _xpopt_namespace()
-    for name in ("load_dataset", "predict", "predict_dec", "plot_decision_boundary", "model",
-                 "initialize_parameters", "forward_propagation", "backward_propagation",
-                 "compute_cost", "random_mini_batches", "update_parameters_with_gd",
-                 "update_parameters_with_momentum", "update_parameters_with_adam",
-                 "initialize_velocity", "initialize_adam", "update_lr", "schedule_lr_decay",
-                 "sigmoid", "relu"):
+    for name in (
+        "load_dataset",
+        "predict",
+        "predict_dec",
+        "plot_decision_boundary",
+        "model",
+        "initialize_parameters",
+        "forward_propagation",
+        "backward_propagation",
+        "compute_cost",
+        "random_mini_batches",
+        "update_parameters_with_gd",
+        "update_parameters_with_momentum",
+        "update_parameters_with_adam",
+        "initialize_velocity",
+        "initialize_adam",
+        "update_lr",
+        "schedule_lr_decay",
+        "sigmoid",
+        "relu",
+    ):
         assert callable(ns[name]), name
 
 
@@ -214,12 +263,14 @@ def test_the_course_graded_loop_runs_on_the_helpers():
         grads = u.backward_propagation(batch_X, batch_Y, caches)
         rgrads = course_reference.backward_propagation(batch_X, batch_Y, rcaches, ref)
         parameters, v, s, _, _ = u.update_parameters_with_adam(parameters, grads, v, s, t, 0.01)
-        ref, rv, rs, _, _ = course_reference.update_parameters_with_adam(ref, rgrads, rv, rs, t,
-                                                                         0.01)
+        ref, rv, rs, _, _ = course_reference.update_parameters_with_adam(
+            ref, rgrads, rv, rs, t, 0.01
+        )
     for k in ref:
         np.testing.assert_array_equal(parameters[k], ref[k])
-    np.testing.assert_array_equal(u.sigmoid(np.array([0.0, 2.0])),
-                                  course_reference.sigmoid(np.array([0.0, 2.0])))
+    np.testing.assert_array_equal(
+        u.sigmoid(np.array([0.0, 2.0])), course_reference.sigmoid(np.array([0.0, 2.0]))
+    )
     np.testing.assert_array_equal(u.relu(np.array([-1.0, 2.0])), [0.0, 2.0])
 
 
@@ -248,7 +299,8 @@ def test_the_helpers_follow_parameters_onto_the_device(cupy, capsys):
     dec = u.predict_dec(parameters, grid.T)
     assert isinstance(dec, cupy.ndarray) and dec.shape == (1, 40) and dec.dtype == np.bool_
     host = {k: xpopt.to_host(a) for k, a in parameters.items()}
-    np.testing.assert_array_equal(xpopt.to_host(dec),
-                                  u.predict_dec(host, grid.T.astype(np.float32)))
+    np.testing.assert_array_equal(
+        xpopt.to_host(dec), u.predict_dec(host, grid.T.astype(np.float32))
+    )
     u.predict(X.astype(np.float32), Y, parameters)
     assert capsys.readouterr().out.startswith("Accuracy: ")

@@ -95,15 +95,18 @@ def test_expected_network_and_dtype_are_checked(tmp_path):
     _same(load_parameters(tmp_path / "p.npz", layer_dims=[3, 4, 2]), _host_params())
 
 
-@pytest.mark.parametrize("bad, error, match", [
-    ({}, TypeError, "non-empty"),
-    ([numpy.ones(2)], TypeError, "dict"),
-    ({"W1": [1.0, 2.0]}, TypeError, "NumPy or CuPy array"),
-    ({"W1": numpy.ones((2, 2)), "b1": numpy.ones((2, 1), numpy.float32)}, TypeError, "mixed"),
-    ({"W1": numpy.ones((2, 2), numpy.int64)}, TypeError, "floating"),
-    ({"__xpopt__": numpy.ones(2)}, ValueError, "may not be named"),
-    ({1: numpy.ones(2)}, ValueError, "strings"),
-])
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        ({}, TypeError, "non-empty"),
+        ([numpy.ones(2)], TypeError, "dict"),
+        ({"W1": [1.0, 2.0]}, TypeError, "NumPy or CuPy array"),
+        ({"W1": numpy.ones((2, 2)), "b1": numpy.ones((2, 1), numpy.float32)}, TypeError, "mixed"),
+        ({"W1": numpy.ones((2, 2), numpy.int64)}, TypeError, "floating"),
+        ({"__xpopt__": numpy.ones(2)}, ValueError, "may not be named"),
+        ({1: numpy.ones(2)}, ValueError, "strings"),
+    ],
+)
 def test_bad_parameters_are_refused_and_nothing_is_written(tmp_path, bad, error, match):
     path = tmp_path / "p.npz"
     with pytest.raises(error, match=match):
@@ -132,24 +135,29 @@ def _rewrite(path, **changes):
 
 
 def _meta(**fields):
-    meta = {"format": "xpopt-parameters/1",
-            "layout": [["W1", [4, 3]], ["b1", [4, 1]], ["W2", [2, 4]], ["b2", [2, 1]]],
-            "dtype": "float64"}
+    meta = {
+        "format": "xpopt-parameters/1",
+        "layout": [["W1", [4, 3]], ["b1", [4, 1]], ["W2", [2, 4]], ["b2", [2, 1]]],
+        "dtype": "float64",
+    }
     meta.update(fields)
     return numpy.array(json.dumps(meta))
 
 
-@pytest.mark.parametrize("changes, match", [
-    ({"W1": numpy.ones((3, 4))}, "shape"),
-    ({"b2": numpy.ones((2, 1), numpy.float32)}, "dtype float32"),
-    ({"W2": None}, "not the layout's"),
-    ({"extra": numpy.ones(2)}, "not the layout's"),
-    ({"__xpopt__": _meta(format="something/1")}, "not an xpopt-parameters/1"),
-    ({"__xpopt__": _meta(dtype="int64")}, "malformed"),
-    ({"__xpopt__": _meta(layout=[["W1", [4, -3]]])}, "malformed"),
-    ({"__xpopt__": numpy.array([1.0])}, "not a JSON string"),
-    ({"__xpopt__": numpy.array("{not json")}, "not a readable"),
-])
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"W1": numpy.ones((3, 4))}, "shape"),
+        ({"b2": numpy.ones((2, 1), numpy.float32)}, "dtype float32"),
+        ({"W2": None}, "not the layout's"),
+        ({"extra": numpy.ones(2)}, "not the layout's"),
+        ({"__xpopt__": _meta(format="something/1")}, "not an xpopt-parameters/1"),
+        ({"__xpopt__": _meta(dtype="int64")}, "malformed"),
+        ({"__xpopt__": _meta(layout=[["W1", [4, -3]]])}, "malformed"),
+        ({"__xpopt__": numpy.array([1.0])}, "not a JSON string"),
+        ({"__xpopt__": numpy.array("{not json")}, "not a readable"),
+    ],
+)
 def test_edited_files_are_refused(tmp_path, changes, match):
     path = tmp_path / "p.npz"
     save_parameters(path, _host_params())

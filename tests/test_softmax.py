@@ -45,8 +45,11 @@ def test_softmax_is_stable_for_huge_logits(xp):
     assert numpy.isfinite(A).all()
     expected = _naive_softmax(Z - Z.max(axis=0, keepdims=True))
     numpy.testing.assert_allclose(A, expected, rtol=1e-12)
-    cost = float(S.softmax_cost(xp.asarray(A) if xp is not numpy else A,
-                                xp.asarray(numpy.array([[2, 0, 1]]))))
+    cost = float(
+        S.softmax_cost(
+            xp.asarray(A) if xp is not numpy else A, xp.asarray(numpy.array([[2, 0, 1]]))
+        )
+    )
     assert numpy.isfinite(cost) and cost > 1000  # a confident wrong answer: large, finite
 
 
@@ -221,14 +224,17 @@ def test_check_dataset_accepts_the_label_forms_with_one_read(xp):
         assert S.check_dataset(X, xp.asarray(Y), 3) == 4
 
 
-@pytest.mark.parametrize("X, Y, error, match", [
-    (numpy.full((5, 4), numpy.nan), numpy.array([[0, 1, 2, 1]]), ValueError, "X is not finite"),
-    (numpy.ones((5, 4), numpy.int64), numpy.array([[0, 1, 2, 1]]), TypeError, "floating"),
-    (numpy.ones((5, 4)), numpy.array([[0, 1, 2]]), ValueError, "examples"),
-    (numpy.ones((5, 4)), numpy.array([[0, 1, 5, 1]]), ValueError, "in 0..2"),
-    (numpy.ones((5, 4)), numpy.ones((2, 4)), ValueError, "shape"),
-    (numpy.ones((5, 4)).astype(">f8"), numpy.array([[0, 1, 2, 1]]), TypeError, "byte order"),
-])
+@pytest.mark.parametrize(
+    "X, Y, error, match",
+    [
+        (numpy.full((5, 4), numpy.nan), numpy.array([[0, 1, 2, 1]]), ValueError, "X is not finite"),
+        (numpy.ones((5, 4), numpy.int64), numpy.array([[0, 1, 2, 1]]), TypeError, "floating"),
+        (numpy.ones((5, 4)), numpy.array([[0, 1, 2]]), ValueError, "examples"),
+        (numpy.ones((5, 4)), numpy.array([[0, 1, 5, 1]]), ValueError, "in 0..2"),
+        (numpy.ones((5, 4)), numpy.ones((2, 4)), ValueError, "shape"),
+        (numpy.ones((5, 4)).astype(">f8"), numpy.array([[0, 1, 2, 1]]), TypeError, "byte order"),
+    ],
+)
 def test_check_dataset_refuses(xp, X, Y, error, match):
     if xp is not numpy and X.dtype.isnative:
         X, Y = xp.asarray(X), xp.asarray(Y)

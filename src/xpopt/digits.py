@@ -16,12 +16,15 @@ from .backend import to_device
 
 __all__ = ["load_digits", "stratified_split"]
 
-_HINT = ("xpopt.load_digits needs scikit-learn, which ships the digits data set: "
-         "pip install 'xpopt[digits]' (or pip install scikit-learn)")
+_HINT = (
+    "xpopt.load_digits needs scikit-learn, which ships the digits data set: "
+    "pip install 'xpopt[digits]' (or pip install scikit-learn)"
+)
 
 
-def stratified_split(labels, test_size: float | int = 0.25, seed: int = 0
-                     ) -> tuple[numpy.ndarray, numpy.ndarray]:
+def stratified_split(
+    labels, test_size: object = 0.25, seed: int = 0
+) -> tuple[numpy.ndarray, numpy.ndarray]:
     """Train and test column indices with each class in the same proportion in both.
 
     The split, exactly (so it does not depend on any library's version):
@@ -52,13 +55,14 @@ def stratified_split(labels, test_size: float | int = 0.25, seed: int = 0
         raise TypeError(f"test_size must be a fraction in (0, 1) or a count, got {test_size!r}")
     if isinstance(test_size, numbers.Integral):
         n_test = int(test_size)
-    elif 0 < test_size < 1:
+    elif 0 < float(test_size) < 1:
         n_test = math.ceil(float(test_size) * m)
     else:
         raise ValueError(f"test_size must be a fraction in (0, 1) or a count, got {test_size!r}")
     if not 1 <= n_test <= m - 1:
-        raise ValueError(f"test_size gives {n_test} test examples of {m}; both parts must "
-                         f"hold at least one")
+        raise ValueError(
+            f"test_size gives {n_test} test examples of {m}; both parts must hold at least one"
+        )
     classes, counts = numpy.unique(y, return_counts=True)
     share = n_test * counts / m
     places = numpy.floor(share).astype(numpy.int64)
@@ -76,8 +80,9 @@ def stratified_split(labels, test_size: float | int = 0.25, seed: int = 0
     return train_idx, test_idx
 
 
-def load_digits(test_size: float | int = 0.25, seed: int = 0, *, dtype=numpy.float64
-                ) -> tuple[Any, Any, Any, Any]:
+def load_digits(
+    test_size: float | int = 0.25, seed: int = 0, *, dtype=numpy.float64
+) -> tuple[Any, Any, Any, Any]:
     """scikit-learn's 8x8 digits, scaled to [0, 1], examples as columns, split stratified.
 
     The 1797 images (about 180 of each digit) as columns of 64 pixels, each pixel divided
@@ -110,7 +115,9 @@ def load_digits(test_size: float | int = 0.25, seed: int = 0, *, dtype=numpy.flo
     if dtype.kind != "f":
         raise TypeError(f"dtype must be a floating type, got {dtype}")
     try:
-        from sklearn.datasets import load_digits as _sklearn_digits  # noqa: PLC0415
+        from sklearn.datasets import (  # type: ignore[import-untyped]  # noqa: PLC0415
+            load_digits as _sklearn_digits,
+        )
     except ImportError as exc:
         raise ImportError(_HINT) from exc
     data = _sklearn_digits()
@@ -118,6 +125,10 @@ def load_digits(test_size: float | int = 0.25, seed: int = 0, *, dtype=numpy.flo
     labels = numpy.asarray(data.target, dtype=numpy.int64)
     train, test = stratified_split(labels, test_size, seed)
     X = numpy.ascontiguousarray(images.T, dtype=dtype)  # (64, 1797)
-    parts = (numpy.ascontiguousarray(X[:, train]), labels[train].reshape(1, -1),
-             numpy.ascontiguousarray(X[:, test]), labels[test].reshape(1, -1))
+    parts = (
+        numpy.ascontiguousarray(X[:, train]),
+        labels[train].reshape(1, -1),
+        numpy.ascontiguousarray(X[:, test]),
+        labels[test].reshape(1, -1),
+    )
     return tuple(to_device(parts))

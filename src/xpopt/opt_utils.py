@@ -45,11 +45,26 @@ from .optim import (
 )
 
 __all__ = [
-    "backward_propagation", "compute_cost", "forward_propagation", "initialize_adam",
-    "initialize_parameters", "initialize_rmsprop", "initialize_velocity", "load_dataset",
-    "model", "plot_decision_boundary", "predict", "predict_dec", "random_mini_batches", "relu",
-    "schedule_lr_decay", "sigmoid", "update_lr", "update_parameters_with_adam",
-    "update_parameters_with_gd", "update_parameters_with_momentum",
+    "backward_propagation",
+    "compute_cost",
+    "forward_propagation",
+    "initialize_adam",
+    "initialize_parameters",
+    "initialize_rmsprop",
+    "initialize_velocity",
+    "load_dataset",
+    "model",
+    "plot_decision_boundary",
+    "predict",
+    "predict_dec",
+    "random_mini_batches",
+    "relu",
+    "schedule_lr_decay",
+    "sigmoid",
+    "update_lr",
+    "update_parameters_with_adam",
+    "update_parameters_with_gd",
+    "update_parameters_with_momentum",
     "update_parameters_with_rmsprop",
 ]
 
@@ -125,8 +140,9 @@ def predict(X, y, parameters):
     """
     p = _predict_labels(X, parameters)
     if tuple(y.shape) != tuple(p.shape):
-        raise ValueError(f"y must have the shape of the predictions {tuple(p.shape)}, got "
-                         f"{tuple(y.shape)}")
+        raise ValueError(
+            f"y must have the shape of the predictions {tuple(p.shape)}, got {tuple(y.shape)}"
+        )
     xp = get_xp(p, y)
     print("Accuracy: " + str(float(xp.mean(p[0, :] == y[0, :]))))
     return p
@@ -175,9 +191,24 @@ def plot_decision_boundary(model, X, y):
     plt.show()
 
 
-def model(X, Y, layers_dims, optimizer, learning_rate=0.0007, mini_batch_size=64, beta=0.9,
-          beta1=0.9, beta2=0.999, epsilon=1e-8, num_epochs=5000, print_cost=True, decay=None,
-          decay_rate=1, *, plot: bool | None = None):
+def model(
+    X,
+    Y,
+    layers_dims,
+    optimizer,
+    learning_rate=0.0007,
+    mini_batch_size=64,
+    beta=0.9,
+    beta1=0.9,
+    beta2=0.999,
+    epsilon=1e-8,
+    num_epochs=5000,
+    print_cost=True,
+    decay=None,
+    decay_rate=1,
+    *,
+    plot: bool | None = None,
+):
     """The notebook's ``model()``: :func:`xpopt.model`, then the costs plotted as it does.
 
     Prints ``Cost after epoch {i}: {cost:f}`` every 1000 epochs (and the learning rate when
@@ -186,11 +217,20 @@ def model(X, Y, layers_dims, optimizer, learning_rate=0.0007, mini_batch_size=64
     """
     from .train import make_optimizer, train  # noqa: PLC0415 (train imports this package)
 
-    opt = make_optimizer(optimizer, learning_rate, beta=beta, beta1=beta1, beta2=beta2,
-                         epsilon=epsilon)
-    result = train(X, Y, layers_dims, opt, mini_batch_size=mini_batch_size,
-                   num_epochs=num_epochs, decay=decay, decay_rate=decay_rate,
-                   print_cost=print_cost)
+    opt = make_optimizer(
+        optimizer, learning_rate, beta=beta, beta1=beta1, beta2=beta2, epsilon=epsilon
+    )
+    result = train(
+        X,
+        Y,
+        layers_dims,
+        opt,
+        mini_batch_size=mini_batch_size,
+        num_epochs=num_epochs,
+        decay=decay,
+        decay_rate=decay_rate,
+        print_cost=print_cost,
+    )
     plt = _pyplot(required=bool(plot)) if plot is not False else None
     if plt is not None:
         plt.plot([float(c) for c in result.costs])
@@ -199,4 +239,3 @@ def model(X, Y, layers_dims, optimizer, learning_rate=0.0007, mini_batch_size=64
         plt.title("Learning rate = " + str(learning_rate))
         plt.show()
     return result.parameters
-

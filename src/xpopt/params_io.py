@@ -31,8 +31,13 @@ from .checkpoint.format import _dtype_ok, _layout_ok
 from .checkpoint.keys import _by_key, _host_by_key, _run_layout
 from .flat import FlatDict
 
-__all__ = ["FORMAT", "ParameterFileError", "load_parameters", "parameters_from_checkpoint",
-           "save_parameters"]
+__all__ = [
+    "FORMAT",
+    "ParameterFileError",
+    "load_parameters",
+    "parameters_from_checkpoint",
+    "save_parameters",
+]
 
 FORMAT = "xpopt-parameters/1"
 META = "__xpopt__"  # the npz entry holding the JSON metadata; no parameter may be named so
@@ -64,8 +69,10 @@ def save_parameters(path, parameters: dict) -> None:
     """
     path = os.fspath(path)
     if not isinstance(parameters, dict) or not parameters:
-        raise TypeError(f"parameters must be a non-empty dict of arrays, got "
-                        f"{type(parameters).__name__}" + (" (empty)" if parameters == {} else ""))
+        raise TypeError(
+            f"parameters must be a non-empty dict of arrays, got "
+            f"{type(parameters).__name__}" + (" (empty)" if parameters == {} else "")
+        )
     if any(not isinstance(k, str) for k in parameters):
         raise ValueError(f"parameter names must be strings, got {list(parameters)}")
     if META in parameters:
@@ -86,7 +93,7 @@ def save_parameters(path, parameters: dict) -> None:
     host, at = {}, 0
     for key, shape in layout:
         n = math.prod(shape)
-        host[key] = flat[at:at + n].reshape(shape)
+        host[key] = flat[at : at + n].reshape(shape)
         at += n
     host[META] = numpy.array(json.dumps(meta))
     write_npz_atomically(path, host)
@@ -130,8 +137,9 @@ def load_parameters(path, *, layer_dims=None, dtype=None, backend: str | None = 
                 if "meta" in names and "parameters" in names:  # an xpopt checkpoint
                     checkpoint = True
                 else:
-                    raise ParameterFileError(f"{path} is not an xpopt parameter file "
-                                             f"(arrays {sorted(names)[:10]})")
+                    raise ParameterFileError(
+                        f"{path} is not an xpopt parameter file (arrays {sorted(names)[:10]})"
+                    )
             else:
                 checkpoint = False
                 raw = data[META]
@@ -142,8 +150,10 @@ def load_parameters(path, *, layer_dims=None, dtype=None, backend: str | None = 
     except (ParameterFileError, FileNotFoundError):
         raise
     except Exception as exc:  # zipfile, zlib, numpy.lib.format, json: any reader's failure
-        raise ParameterFileError(f"{path} is not a readable xpopt parameter file (truncated "
-                                 f"or corrupt?): {type(exc).__name__}: {exc}") from exc
+        raise ParameterFileError(
+            f"{path} is not a readable xpopt parameter file (truncated "
+            f"or corrupt?): {type(exc).__name__}: {exc}"
+        ) from exc
     if checkpoint:
         params = _checkpoint_parameters(path)
     else:
@@ -177,26 +187,34 @@ def _checkpoint_parameters(path: str) -> FlatDict:
 def _check_file(path: str, meta, arrays: dict) -> FlatDict:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
-        hint = (" (a checkpoint: load_parameters reads its parameters)"
-                if found == CHECKPOINT_FORMAT else "")
+        hint = (
+            " (a checkpoint: load_parameters reads its parameters)"
+            if found == CHECKPOINT_FORMAT
+            else ""
+        )
         raise ParameterFileError(f"{path} is not an {FORMAT} file (format {found!r}){hint}")
     if not _layout_ok(meta.get("layout")) or not _dtype_ok(meta.get("dtype")):
-        raise ParameterFileError(f"{path}: malformed metadata (layout {meta.get('layout')!r}, "
-                                 f"dtype {meta.get('dtype')!r})")
+        raise ParameterFileError(
+            f"{path}: malformed metadata (layout {meta.get('layout')!r}, "
+            f"dtype {meta.get('dtype')!r})"
+        )
     layout = tuple((k, tuple(s)) for k, s in meta["layout"])
     if META in dict(layout):
         raise ParameterFileError(f"{path}: malformed metadata (a parameter named {META!r})")
     want = {k for k, _ in layout}
     if set(arrays) != want:
-        raise ParameterFileError(f"{path}: its arrays {sorted(arrays)} are not the layout's "
-                                 f"{sorted(want)}")
+        raise ParameterFileError(
+            f"{path}: its arrays {sorted(arrays)} are not the layout's {sorted(want)}"
+        )
     foreign = sorted(k for k, a in arrays.items() if not isinstance(a, numpy.ndarray))
     if foreign:
         raise ParameterFileError(f"{path}: entries {foreign} are not arrays")
-    problems = [f"{k!r} has shape {arrays[k].shape} and dtype {arrays[k].dtype}, the layout "
-                f"says {shape} {meta['dtype']}"
-                for k, shape in layout
-                if arrays[k].shape != shape or str(arrays[k].dtype) != meta["dtype"]]
+    problems = [
+        f"{k!r} has shape {arrays[k].shape} and dtype {arrays[k].dtype}, the layout "
+        f"says {shape} {meta['dtype']}"
+        for k, shape in layout
+        if arrays[k].shape != shape or str(arrays[k].dtype) != meta["dtype"]
+    ]
     if problems:
         raise ParameterFileError(f"{path}: " + "; ".join(problems))
     params = FlatDict.empty(layout, numpy, numpy.dtype(meta["dtype"]))
@@ -207,13 +225,17 @@ def _check_file(path: str, meta, arrays: dict) -> FlatDict:
 
 def _check_expected(path: str, params: FlatDict, layer_dims, dtype) -> None:
     if dtype is not None and numpy.dtype(dtype) != params.flat.dtype:
-        raise ParameterFileError(f"{path} holds {params.flat.dtype} parameters, "
-                                 f"{numpy.dtype(dtype)} were asked for (convert after "
-                                 f"loading if that is meant)")
+        raise ParameterFileError(
+            f"{path} holds {params.flat.dtype} parameters, "
+            f"{numpy.dtype(dtype)} were asked for (convert after "
+            f"loading if that is meant)"
+        )
     if layer_dims is not None:
         from .layout import _check_layer_dims, parameter_layout  # noqa: PLC0415
 
         want = tuple((k, tuple(s)) for k, s in parameter_layout(_check_layer_dims(layer_dims)))
         if dict(params.layout) != dict(want):
-            raise ParameterFileError(f"{path} holds the network {list(params.layout)}, not "
-                                     f"layer_dims {list(layer_dims)} ({list(want)})")
+            raise ParameterFileError(
+                f"{path} holds the network {list(params.layout)}, not "
+                f"layer_dims {list(layer_dims)} ({list(want)})"
+            )

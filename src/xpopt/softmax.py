@@ -26,9 +26,18 @@ import numpy
 
 from .backend import get_xp, to_host
 
-__all__ = ["backward_propagation", "check_dataset", "check_labels", "class_labels",
-           "forward_propagation", "one_hot", "predict_classes", "softmax", "softmax_cost",
-           "softmax_output_gradient"]
+__all__ = [
+    "backward_propagation",
+    "check_dataset",
+    "check_labels",
+    "class_labels",
+    "forward_propagation",
+    "one_hot",
+    "predict_classes",
+    "softmax",
+    "softmax_cost",
+    "softmax_output_gradient",
+]
 
 
 # ------------------------------------------------------------------------ the activation
@@ -69,8 +78,10 @@ def _label_form(Y, C: int, m: int | None) -> str:
     if Y is None or not hasattr(Y, "ndim") or not hasattr(Y, "dtype"):
         raise TypeError(f"Y must be an array of class labels, got {type(Y).__name__}")
     if isinstance(C, bool) or not isinstance(C, (int, numpy.integer)) or C < 2:
-        raise ValueError(f"a softmax output needs at least 2 classes (output units), got {C!r}; "
-                         f"for one output unit use the sigmoid (output='sigmoid')")
+        raise ValueError(
+            f"a softmax output needs at least 2 classes (output units), got {C!r}; "
+            f"for one output unit use the sigmoid (output='sigmoid')"
+        )
     if Y.dtype.kind not in "fiub":
         raise TypeError(f"Y must hold numeric class labels, got dtype {Y.dtype}")
     if Y.ndim == 1 or (Y.ndim == 2 and Y.shape[0] == 1):
@@ -78,8 +89,10 @@ def _label_form(Y, C: int, m: int | None) -> str:
     elif Y.ndim == 2 and Y.shape[0] == C:
         form = "onehot"
     else:
-        raise ValueError(f"Y must be class labels of shape (1, m) or (m,), or one-hot labels of "
-                         f"shape ({C}, m) for {C} classes; got shape {Y.shape}")
+        raise ValueError(
+            f"Y must be class labels of shape (1, m) or (m,), or one-hot labels of "
+            f"shape ({C}, m) for {C} classes; got shape {Y.shape}"
+        )
     if form == "classes" and Y.dtype.kind == "b":
         raise TypeError("Y holds booleans: give integer class labels 0..C-1 or one-hot columns")
     width = Y.shape[-1]
@@ -146,26 +159,35 @@ def _explain_labels(Y, C: int, form: str) -> None:
         if Y.dtype.kind == "f":
             ok &= xp.floor(Y) == Y
         if Y.dtype.kind == "f" and not bool(xp.isfinite(Y).all()):
-            raise ValueError("Y is not finite: class labels must be integers 0..C-1, got NaN "
-                             "or infinity")
+            raise ValueError(
+                "Y is not finite: class labels must be integers 0..C-1, got NaN or infinity"
+            )
         bad = to_host(Y.reshape(-1)[~ok.reshape(-1)])
         shown = bad[:5].tolist()
         if Y.dtype.kind == "f" and bool((xp.floor(Y) != Y).any()):
-            raise ValueError(f"Y holds non-integer class labels, e.g. {shown}: class labels "
-                             f"must be whole numbers 0..{C - 1}")
-        raise ValueError(f"class labels must be in 0..{C - 1} for {C} output units, got "
-                         f"{bad.size} outside, e.g. {shown}")
+            raise ValueError(
+                f"Y holds non-integer class labels, e.g. {shown}: class labels "
+                f"must be whole numbers 0..{C - 1}"
+            )
+        raise ValueError(
+            f"class labels must be in 0..{C - 1} for {C} output units, got "
+            f"{bad.size} outside, e.g. {shown}"
+        )
     binary = (Y == 0) | (Y == 1)
     if Y.dtype.kind == "f" and not bool(xp.isfinite(Y).all()):
         raise ValueError("Y is not finite: one-hot labels must be 0 or 1, got NaN or infinity")
     if not bool(binary.all()):
-        raise ValueError(f"one-hot labels of shape {Y.shape} must be 0 or 1; got other values "
-                         f"(for class indices give shape (1, m))")
+        raise ValueError(
+            f"one-hot labels of shape {Y.shape} must be 0 or 1; got other values "
+            f"(for class indices give shape (1, m))"
+        )
     columns = to_host(xp.sum(Y, axis=0)).reshape(-1)
     bad = numpy.flatnonzero(columns != 1)
-    raise ValueError(f"one-hot labels must have exactly one 1 per column (example); "
-                     f"{bad.size} column(s) do not, e.g. columns {bad[:5].tolist()} sum to "
-                     f"{columns[bad[:5]].tolist()}")
+    raise ValueError(
+        f"one-hot labels must have exactly one 1 per column (example); "
+        f"{bad.size} column(s) do not, e.g. columns {bad[:5].tolist()} sum to "
+        f"{columns[bad[:5]].tolist()}"
+    )
 
 
 def check_dataset(X, Y, num_classes: int) -> int:
@@ -190,8 +212,10 @@ def check_dataset(X, Y, num_classes: int) -> int:
         raise TypeError(f"X must be floating point (float64 or float32), got {X.dtype}")
     for name, a in (("X", X), ("Y", Y)):
         if not a.dtype.isnative:
-            raise TypeError(f"{name} has a non-native byte order ({a.dtype.str}); convert it "
-                            f"with {name}.astype({name}.dtype.newbyteorder('='))")
+            raise TypeError(
+                f"{name} has a non-native byte order ({a.dtype.str}); convert it "
+                f"with {name}.astype({name}.dtype.newbyteorder('='))"
+            )
     finite_X = xp.isfinite(X).all()
     labels_ok = _labels_ok(Y, num_classes, form)
     if bool(finite_X & labels_ok):  # the one read
@@ -300,11 +324,16 @@ def _weights(parameters: dict) -> tuple[list, list]:
     L = 0
     while f"W{L + 1}" in parameters:
         L += 1
-    if (L == 0 or len(parameters) != 2 * L
-            or any(f"b{l}" not in parameters for l in range(1, L + 1))):
+    if (
+        L == 0
+        or len(parameters) != 2 * L
+        or any(f"b{l}" not in parameters for l in range(1, L + 1))
+    ):
         raise ValueError(f"parameters must be W1, b1, ..., WL, bL; got keys {sorted(parameters)}")
-    return ([parameters[f"W{l}"] for l in range(1, L + 1)],
-            [parameters[f"b{l}"] for l in range(1, L + 1)])
+    return (
+        [parameters[f"W{l}"] for l in range(1, L + 1)],
+        [parameters[f"b{l}"] for l in range(1, L + 1)],
+    )
 
 
 def forward_propagation(X, parameters: dict) -> tuple[Any, Any]:
@@ -329,13 +358,16 @@ def forward_propagation(X, parameters: dict) -> tuple[Any, Any]:
     Ws, bs = _weights(parameters)
     xp = get_xp(X, *Ws, *bs)
     if X.dtype != Ws[0].dtype:
-        raise TypeError(f"X is {X.dtype} but the parameters are {Ws[0].dtype}; "
-                        "convert one of them (no silent promotion)")
+        raise TypeError(
+            f"X is {X.dtype} but the parameters are {Ws[0].dtype}; "
+            "convert one of them (no silent promotion)"
+        )
     if X.ndim != 2 or X.shape[0] != Ws[0].shape[1]:
         raise ValueError(f"X must have shape ({Ws[0].shape[1]}, m), got {X.shape}")
     if Ws[-1].shape[0] < 2:
-        raise ValueError("a softmax output needs at least 2 output units; for one output "
-                         "unit use the sigmoid")
+        raise ValueError(
+            "a softmax output needs at least 2 output units; for one output unit use the sigmoid"
+        )
     A, activations = X, [X]
     for l, (W, b) in enumerate(zip(Ws, bs, strict=True)):
         Z = xp.dot(W, A)
