@@ -423,3 +423,88 @@ def test_progress_line_on_stderr(moons, capsys):
     assert "adam x2: epoch 0/6" in err and "gd x2: epoch 4/6" in err and err.endswith("\n")
     run(X, Y, progress=False)
     assert capsys.readouterr().err == ""
+
+
+# -------------------------------------------------------------- checkpoint and resume
+CHECKPOINTED = dict(optimizer=["adam", "momentum"], learning_rate=[0.01, 0.05, 0.1],
+                    seed=[10, 11], decay="update_lr", decay_rate=0.3, num_epochs=7,
+                    record_every=2, block_size=4)
+
+
+def interrupt_after(monkeypatch, pieces: int) -> None:
+    """StackedTrainer.run raises KeyboardInterrupt at its call number ``pieces + 1``."""
+    real, calls = stacked.StackedTrainer.run, []
+
+    def run_piece(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > pieces:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(stacked.StackedTrainer, "run", run_piece)
+
+
+@pytest.mark.parametrize("pieces", [1, 4, 7])  # inside the first block, a later one, the last
+def test_a_resumed_sweep_is_the_uninterrupted_one(moons, tmp_path, monkeypatch, pieces):
+    X, Y = moons
+    whole = xpopt.sweep(X, Y, DIMS, **CHECKPOINTED)
+    path = tmp_path / "sweep.npz"
+    interrupt_after(monkeypatch, pieces)
+    with pytest.raises(KeyboardInterrupt):
+        xpopt.sweep(X, Y, DIMS, **CHECKPOINTED, checkpoint=path, checkpoint_every=3)
+    monkeypatch.undo()
+    with numpy.load(path, allow_pickle=False) as saved:  # arrays and one JSON string only
+        assert all(saved[name].dtype != object for name in saved.files)
+    resumed = xpopt.sweep(X, Y, DIMS, **CHECKPOINTED, checkpoint=path, checkpoint_every=3,
+                          resume=True)
+    for p, q in zip(whole.parameters, resumed.parameters):
+        assert numpy.array_equal(bits(p.flat), bits(q.flat))
+    assert resumed.costs == whole.costs and resumed.settings == whole.settings
+    assert resumed.final_cost == whole.final_cost and resumed.accuracy == whole.accuracy
+
+
+def test_resuming_a_finished_sweep_trains_nothing(moons, tmp_path, monkeypatch):
+    X, Y = moons
+    path = tmp_path / "sweep.npz"
+    first = xpopt.sweep(X, Y, DIMS, **CHECKPOINTED, checkpoint=path)
+    monkeypatch.setattr(sweep_module, "StackedTrainer", None)  # any training would fail
+    again = xpopt.sweep(X, Y, DIMS, **CHECKPOINTED, checkpoint=path, resume=True)
+    assert again.costs == first.costs
+    assert all(numpy.array_equal(bits(p.flat), bits(q.flat))
+               for p, q in zip(first.parameters, again.parameters))
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"learning_rate": [0.01, 0.05, 0.2]}, "models"),
+    ({"record_every": 3}, "record_every"),
+    ({"block_size": 2}, "blocks"),
+    ({"data": "other"}, "data"),
+    ({"dtype": "float32"}, "dtype"),
+])
+def test_a_resume_under_another_sweep_is_refused(moons, tmp_path, no_training, change, match):
+    X, Y = moons
+    path = tmp_path / "sweep.npz"
+    with pytest.MonkeyPatch.context() as mp:  # write the file without the fixture's refusal
+        mp.setattr(sweep_module, "StackedTrainer", stacked.StackedTrainer)
+        xpopt.sweep(X, Y, DIMS, **CHECKPOINTED, checkpoint=path)
+    kwargs = {**CHECKPOINTED, **{k: v for k, v in change.items() if k not in ("data", "dtype")}}
+    if "data" in change:
+        X = X.copy()
+        X[0, 0] += 1.0
+    if "dtype" in change:
+        X, Y = X.astype(numpy.float32), Y.astype(numpy.float32)
+    with pytest.raises(xpopt.checkpoint.CheckpointError, match=f"another sweep.*{match}"):
+        xpopt.sweep(X, Y, DIMS, **kwargs, checkpoint=path, resume=True)
+
+
+def test_a_corrupt_or_foreign_checkpoint_is_refused(moons, tmp_path, no_training):
+    X, Y = moons
+    path = tmp_path / "sweep.npz"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(xpopt.checkpoint.CheckpointError, match="not a readable"):
+        xpopt.sweep(X, Y, DIMS, **CHECKPOINTED, checkpoint=path, resume=True)
+    numpy.savez(path, meta=numpy.array('{"format": "xpopt-checkpoint-3"}'))
+    with pytest.raises(xpopt.checkpoint.CheckpointError, match="not an xpopt-sweep"):
+        xpopt.sweep(X, Y, DIMS, **CHECKPOINTED, checkpoint=path, resume=True)
+    with pytest.raises(xpopt.checkpoint.CheckpointError, match="directory"):
+        xpopt.sweep(X, Y, DIMS, **CHECKPOINTED, checkpoint=tmp_path)
