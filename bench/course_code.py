@@ -33,7 +33,11 @@ def _load():
 
 _reference = _load()
 
-__all__ = [name for name in vars(_reference)
-           if not name.startswith("_") and callable(getattr(_reference, name))
-           and getattr(getattr(_reference, name), "__module__", None) == _NAME]
+__all__ = [
+    name
+    for name in vars(_reference)
+    if not name.startswith("_")
+    and callable(getattr(_reference, name))
+    and getattr(getattr(_reference, name), "__module__", None) == _NAME
+]
 globals().update({name: getattr(_reference, name) for name in __all__})

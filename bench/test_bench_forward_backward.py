@@ -82,10 +82,17 @@ def test_forward_backward(benchmark, batch, contestant):
 
     # ~0.1-1 s a call on the 2-core CPU; milliseconds on a GPU.
     rounds, warmup = (50, 5) if device == "gpu" else (5, 1)
-    harness.measure(benchmark, fn, group=GROUP, contestant=label,
-                    device=device, rounds=rounds, warmup=warmup,
-                    baseline=contestant == "course-numpy",
-                    flops=_flops(DIMS, BATCH))
+    harness.measure(
+        benchmark,
+        fn,
+        group=GROUP,
+        contestant=label,
+        device=device,
+        rounds=rounds,
+        warmup=warmup,
+        baseline=contestant == "course-numpy",
+        flops=_flops(DIMS, BATCH),
+    )
     median = harness.median_seconds(benchmark)
     if median:
         benchmark.extra_info["GFLOPs"] = _flops(DIMS, BATCH) / median / 1e9

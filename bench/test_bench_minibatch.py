@@ -50,6 +50,7 @@ def test_partition(benchmark, request, host_data, contestant):
     xp = xpopt.get_xp(X)
 
     if contestant == "course-numpy":
+
         def fn():
             return course_code.random_mini_batches(X, Y, MB, SEED)
     elif contestant.startswith("xpopt-batcher"):
@@ -60,6 +61,7 @@ def test_partition(benchmark, request, host_data, contestant):
             sync()
             return batches
     elif contestant.startswith("xpopt"):
+
         def fn():
             batches = xpopt.random_mini_batches(X, Y, MB, SEED)
             sync()
@@ -76,10 +78,17 @@ def test_partition(benchmark, request, host_data, contestant):
     # The full-size gather takes ~0.1-1 s on the 2-core CPU; GPU calls take microseconds.
     rounds, warmup, iterations = (30, 3, 5) if device == "gpu" else (5, 1, 1)
     result = harness.measure(
-        benchmark, fn, group=GROUP, contestant=CONTESTANTS[contestant], device=device,
-        rounds=rounds, warmup=warmup, iterations=iterations,
+        benchmark,
+        fn,
+        group=GROUP,
+        contestant=CONTESTANTS[contestant],
+        device=device,
+        rounds=rounds,
+        warmup=warmup,
+        iterations=iterations,
         baseline=contestant == "course-numpy",
-        reference="copy" if contestant.startswith("copy") else None)
+        reference="copy" if contestant.startswith("copy") else None,
+    )
     harness.add_bandwidth(benchmark, 2 * (X.nbytes + Y.nbytes), device)
     if not contestant.startswith("copy"):  # a correctness guard outside timing, not a figure
         assert len(result) == -(-M // MB)

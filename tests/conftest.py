@@ -46,15 +46,21 @@ CUPY_CHOICES = ("auto", "standin", "real")
 
 def pytest_addoption(parser):
     parser.addoption(
-        "--cupy", choices=CUPY_CHOICES, default="auto",
+        "--cupy",
+        choices=CUPY_CHOICES,
+        default="auto",
         help="what GPU tests run on: 'real' CuPy (skip without a GPU), the 'standin' of "
-             "xpopt.testing, or 'auto' (default: real CuPy where a GPU is usable, else the "
-             "stand-in)")
+        "xpopt.testing, or 'auto' (default: real CuPy where a GPU is usable, else the "
+        "stand-in)",
+    )
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "real_gpu: needs a real CUDA device (timings, memory "
-                                       "pool); skipped, with the reason, on the stand-in")
+    config.addinivalue_line(
+        "markers",
+        "real_gpu: needs a real CUDA device (timings, memory "
+        "pool); skipped, with the reason, on the stand-in",
+    )
 
 
 _REAL_GPU_WHY: list = []  # the real probe's answer, taken once before any stand-in runs
@@ -88,9 +94,14 @@ def _cupy_for_gpu_tests(request):
         if why is not None:
             if REQUIRE_GPU:
                 pytest.fail(f"XPOPT_REQUIRE_GPU=1 but there is no usable GPU: {why}")
-            pytest.skip(f"no usable GPU: {why}"
-                        + ("" if mode == "real" else " (this test needs a real device; the "
-                           "CuPy stand-in cannot serve it)"))
+            pytest.skip(
+                f"no usable GPU: {why}"
+                + (
+                    ""
+                    if mode == "real"
+                    else " (this test needs a real device; the CuPy stand-in cannot serve it)"
+                )
+            )
         yield sys.modules.get("cupy") or __import__("cupy")
         return
     from xpopt.testing import cupy_standin  # noqa: PLC0415
@@ -111,14 +122,17 @@ def require_gpu() -> None:
     """
     why = gpu_unavailable_reason()
     if why is not None:
-        pytest.fail(f"this test uses CuPy but no CuPy is usable here ({why}); mark it "
-                    "@pytest.mark.gpu (real CuPy or the stand-in) or @pytest.mark.real_gpu")
+        pytest.fail(
+            f"this test uses CuPy but no CuPy is usable here ({why}); mark it "
+            "@pytest.mark.gpu (real CuPy or the stand-in) or @pytest.mark.real_gpu"
+        )
 
 
 def require_nvcc() -> str:
     """The path of nvcc; skip without one, except under CI=true where that is a failure."""
     path = shutil.which("nvcc") or next(
-        (p for p in ("/usr/local/cuda/bin/nvcc",) if os.path.exists(p)), None)
+        (p for p in ("/usr/local/cuda/bin/nvcc",) if os.path.exists(p)), None
+    )
     if path is None:
         if IN_CI:
             pytest.fail("nvcc (the CUDA compiler) is required under CI=true but was not found")
@@ -132,8 +146,9 @@ def xp(request, _cupy_for_gpu_tests):
     return numpy if request.param == "numpy" else _cupy_for_gpu_tests
 
 
-def assert_close(actual, desired, *, rtol: float | None = None, atol: float | None = None,
-                 exact: bool = False) -> None:
+def assert_close(
+    actual, desired, *, rtol: float | None = None, atol: float | None = None, exact: bool = False
+) -> None:
     """Host copies of both sides have the same dtype, shape and (close or equal) values."""
     a = numpy.asarray(backend.to_host(actual))
     d = numpy.asarray(backend.to_host(desired))
@@ -143,8 +158,12 @@ def assert_close(actual, desired, *, rtol: float | None = None, atol: float | No
         numpy.testing.assert_array_equal(a, d)
         return
     default_rtol, default_atol = TOLERANCES.get(a.dtype, (1e-7, 0))
-    numpy.testing.assert_allclose(a, d, rtol=default_rtol if rtol is None else rtol,
-                                  atol=default_atol if atol is None else atol)
+    numpy.testing.assert_allclose(
+        a,
+        d,
+        rtol=default_rtol if rtol is None else rtol,
+        atol=default_atol if atol is None else atol,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -172,6 +191,8 @@ def standin(cupy):
     from xpopt.testing import is_standin  # noqa: PLC0415
 
     if not is_standin(cupy):
-        pytest.skip("counts launches and transfers only under the CuPy stand-in "
-                    "(this session runs GPU tests on real CuPy)")
+        pytest.skip(
+            "counts launches and transfers only under the CuPy stand-in "
+            "(this session runs GPU tests on real CuPy)"
+        )
     return cupy

@@ -1,4 +1,5 @@
-"""A checkpoint's files: the atomic write, temporary files removed when stale, the writable check."""
+"""A checkpoint's files: the atomic write, temporary files removed when stale, the writable
+check."""
 
 from __future__ import annotations
 
@@ -44,8 +45,10 @@ def _remove_stale_temps(folder: str, keep: str | None = None) -> None:
         if not _TMP_NAME.match(entry.name) or entry.path == keep:
             continue
         try:
-            if (entry.is_file(follow_symlinks=False)
-                    and now - entry.stat(follow_symlinks=False).st_mtime > STALE_TMP_SECONDS):
+            if (
+                entry.is_file(follow_symlinks=False)
+                and now - entry.stat(follow_symlinks=False).st_mtime > STALE_TMP_SECONDS
+            ):
                 os.unlink(entry.path)
         except OSError:
             pass
@@ -64,8 +67,9 @@ def check_writable(path) -> str:
     try:
         fd, tmp = _create_temp(folder)
     except OSError as exc:
-        raise CheckpointError(f"cannot save a checkpoint at {path}: "
-                              f"{exc.strerror or exc} ({folder})") from None
+        raise CheckpointError(
+            f"cannot save a checkpoint at {path}: {exc.strerror or exc} ({folder})"
+        ) from None
     os.close(fd)
     os.unlink(tmp)
     return path

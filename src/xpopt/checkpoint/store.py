@@ -14,10 +14,22 @@ from .keys import _by_key, _host_by_key, _run_layout
 from .saved import Checkpoint
 
 
-def save(path, *, parameters: dict, state, epoch: int, seed: int, learning_rate: float,
-         learning_rates: list, costs: list, optimizer, mini_batch_size: int,
-         schedule: dict | None = None, record_every: int | None = None,
-         data: dict | None = None) -> None:
+def save(
+    path,
+    *,
+    parameters: dict,
+    state,
+    epoch: int,
+    seed: int,
+    learning_rate: float,
+    learning_rates: list,
+    costs: list,
+    optimizer,
+    mini_batch_size: int,
+    schedule: dict | None = None,
+    record_every: int | None = None,
+    data: dict | None = None,
+) -> None:
     """Write a checkpoint atomically (reads the device once per array set, at this call).
 
     ``parameters`` and the state's ``v`` / ``s`` are read by key (``W1`` <-> ``dW1``): a
@@ -50,8 +62,12 @@ def save(path, *, parameters: dict, state, epoch: int, seed: int, learning_rate:
         "layout": [[k, list(s)] for k, s in layout],
         "dtype": dtypes.pop(),
         "optimizer": type(optimizer).__name__,
-        "hyperparameters": {k: v for k, v in optimizer.hyperparameters().items() if k != "learning_rate"},
-        "epoch": int(epoch), "seed": int(seed), "t": int(state.t),
+        "hyperparameters": {
+            k: v for k, v in optimizer.hyperparameters().items() if k != "learning_rate"
+        },
+        "epoch": int(epoch),
+        "seed": int(seed),
+        "t": int(state.t),
         "mini_batch_size": int(mini_batch_size),
         "schedule": schedule,
         "record_every": None if record_every is None else int(record_every),
@@ -91,14 +107,18 @@ def load(path) -> Checkpoint:
     except (CheckpointError, FileNotFoundError):
         raise
     except Exception as exc:  # zipfile, zlib, numpy.lib.format, json: any reader's failure
-        raise CheckpointError(f"{path} is not a readable xpopt checkpoint (truncated or "
-                              f"corrupt?): {type(exc).__name__}: {exc}") from exc
+        raise CheckpointError(
+            f"{path} is not a readable xpopt checkpoint (truncated or "
+            f"corrupt?): {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
         if found in OLD_FORMATS:
-            raise CheckpointError(f"{path} was written by an older xpopt ({found}), without "
-                                  f"record_every and the data's fingerprint: it cannot be "
-                                  f"resumed safely; start the run again")
+            raise CheckpointError(
+                f"{path} was written by an older xpopt ({found}), without "
+                f"record_every and the data's fingerprint: it cannot be "
+                f"resumed safely; start the run again"
+            )
         raise CheckpointError(f"{path} is not an {FORMAT} file (format {found!r})")
     check_meta(path, meta)
     check_arrays(path, meta, arrays)
