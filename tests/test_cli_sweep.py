@@ -12,11 +12,10 @@ import re
 import numpy as np
 import pytest
 
+import course_reference as course
 import xpopt
 from xpopt import cli, stacked
 from xpopt.cli import sweep as cli_sweep
-
-import course_reference as course
 
 SWEEP_COLUMNS = {"optimizer": str, "learning_rate": float, "beta": float, "beta1": float,
                  "beta2": float, "epsilon": float, "seed": int, "init_seed": int,
@@ -32,7 +31,7 @@ def rows(text: str) -> list[dict]:
     for line in lines[rule + 1:]:
         if not line.strip():
             break
-        body.append(dict(zip(header, line.split())))
+        body.append(dict(zip(header, line.split(), strict=True)))
     return body
 
 

@@ -18,11 +18,10 @@ from pathlib import Path
 import pytest
 
 import xpopt
+from test_distributed import TIMEOUT, require_mpi, single_process
 from xpopt import cli
 from xpopt.distributed import describe
 from xpopt.distributed.sweep import rank_checkpoint
-
-from test_distributed import TIMEOUT, require_mpi, single_process
 
 SRC = str(Path(xpopt.__file__).resolve().parents[1])
 GRID = ["--optimizer", "adam,momentum", "--learning-rate", "1e-3,1e-2", "--seeds", "0-2",

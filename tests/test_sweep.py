@@ -457,7 +457,7 @@ def test_a_resumed_sweep_is_the_uninterrupted_one(moons, tmp_path, monkeypatch, 
         assert all(saved[name].dtype != object for name in saved.files)
     resumed = xpopt.sweep(X, Y, DIMS, **CHECKPOINTED, checkpoint=path, checkpoint_every=3,
                           resume=True)
-    for p, q in zip(whole.parameters, resumed.parameters):
+    for p, q in zip(whole.parameters, resumed.parameters, strict=True):
         assert numpy.array_equal(bits(p.flat), bits(q.flat))
     assert resumed.costs == whole.costs and resumed.settings == whole.settings
     assert resumed.final_cost == whole.final_cost and resumed.accuracy == whole.accuracy
@@ -471,7 +471,7 @@ def test_resuming_a_finished_sweep_trains_nothing(moons, tmp_path, monkeypatch):
     again = xpopt.sweep(X, Y, DIMS, **CHECKPOINTED, checkpoint=path, resume=True)
     assert again.costs == first.costs
     assert all(numpy.array_equal(bits(p.flat), bits(q.flat))
-               for p, q in zip(first.parameters, again.parameters))
+               for p, q in zip(first.parameters, again.parameters, strict=True))
 
 
 @pytest.mark.parametrize("change, match", [

@@ -32,8 +32,9 @@ import numbers
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy
 
@@ -91,7 +92,7 @@ def grid(**values) -> tuple[dict[str, list], list[dict[str, Any]]]:
             axes[name] = value.tolist() if isinstance(value, numpy.ndarray) else list(value)
     names = list(full)
     choices = [axes[n] if n in axes else [full[n]] for n in names]
-    return axes, [dict(zip(names, combo)) for combo in itertools.product(*choices)]
+    return axes, [dict(zip(names, combo, strict=True)) for combo in itertools.product(*choices)]
 
 
 def _check_int(name: str, value, low: int) -> int:
@@ -112,7 +113,8 @@ def _prepare(models: list[dict]) -> list[dict]:
         check_seed(s["seed"], s["num_epochs"])  # every epoch's shuffle seed in NumPy's range
         s["_decay"] = resolve_decay(s["decay"])
         rate = s["decay_rate"]
-        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not numpy.isfinite(rate) or rate < 0:
+        if (isinstance(rate, bool) or not isinstance(rate, numbers.Real)
+                or not numpy.isfinite(rate) or rate < 0):
             raise ValueError(f"decay_rate must be a finite number >= 0, got {rate!r}")
     return models
 
@@ -246,7 +248,8 @@ def train_models(X, Y, plan: SweepPlan, indices: Sequence[int] | None = None, *,
     for b, ((_, batch, epochs), block) in enumerate(blocks):
         ms = [plan.models[k] for k in block]
         if store is not None and b < store.done:  # trained before the interruption
-            found.update({k: (to_module(p, get_xp(X)), c) for k, (p, c) in store.finished(b).items()})
+            for k, (params, costs) in store.finished(b).items():
+                found[k] = (to_module(params, get_xp(X)), costs)
             continue
         if len(block) == 1 and store is None:  # nothing to stack: train itself, at its cost
             found[block[0]] = _train_alone(X, Y, plan.dims, ms[0], plan.record_every, progress)

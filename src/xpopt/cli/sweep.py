@@ -63,14 +63,13 @@ def _values(parse, *, ranges: bool = False):
 
 
 def _check(kind, test, what: str):
+    """An argparse type: ``kind(text)`` passing ``test``, as the other commands check theirs."""
+
     def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what}, got {text!r}") from None
-        if not test(value):
-            raise argparse.ArgumentTypeError(f"{what}, got {text!r}")
-        return value
+        from .arguments import _number  # noqa: PLC0415  (arguments imports this module)
+
+        return _number(text, kind, test, what)
+
     return parse
 
 

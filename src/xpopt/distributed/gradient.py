@@ -1,9 +1,10 @@
 """A rank's share of a global mini-batch's gradient: backward over its shard, divided by
 the GLOBAL batch width, so that the sum over ranks is the batch's mean gradient.
 
-:func:`shard_backward` performs the operations of :func:`xpopt.network.backward_propagation`
-(with a workspace) in the same order, with one difference: ``dz_L = (a_L - Y) / B`` divides by
-the width ``B`` of the whole mini-batch instead of the shard's. At one rank the shard is the
+:func:`shard_backward` runs the operations of :func:`xpopt.network.backward_propagation`
+(with a workspace), through the same function (``network._backward_loop``), with one
+difference: ``dz_L = (a_L - Y) / B`` divides by the width ``B`` of the whole mini-batch
+instead of the shard's. At one rank the shard is the
 batch, so the two are the same operations on the same arrays: bit for bit the same gradient.
 Dividing before the matrix products (not the summed gradient after the all-reduce) is what
 keeps that identity; the sum over ranks then differs from one rank's result only by the
@@ -12,7 +13,7 @@ order in which the BLAS and the all-reduce add the columns' contributions.
 
 from __future__ import annotations
 
-import numpy
+from ..network import _backward_loop
 
 __all__ = ["shard_backward"]
 
@@ -37,22 +38,9 @@ def shard_backward(Y, caches, batch_width: int):
     activations, _, ws = caches
     if ws is None:
         raise ValueError("shard_backward needs caches from a forward pass with a Workspace")
-    L = len(activations) - 1
     AL = activations[-1]
     if Y.shape != AL.shape:
         raise ValueError(f"Y must have shape {AL.shape}, got {Y.shape}")
-    xp = ws.xp
-    gW, gb, dZs, slopes, Ws = ws.gW, ws.gb, ws.dZ, ws.relu_slopes, ws.W
-    row_sum = numpy.add.reduce if xp is numpy else xp.sum
-    m = float(batch_width)  # backward_propagation: float(X.shape[1]), the batch's width
-    dZ = xp.subtract(AL, Y, out=dZs[L - 1])
-    xp.divide(dZ, m, out=dZ)
-    for l in range(L - 1, -1, -1):
-        A_prev = activations[l]
-        xp.dot(dZ, A_prev.T, out=gW[l])
-        row_sum(dZ, axis=1, keepdims=True, out=gb[l])
-        if l > 0:
-            dA = xp.dot(Ws[l].T, dZ, out=dZs[l - 1])
-            relu_slope = xp.sign(A_prev, out=slopes[l - 1])
-            dZ = xp.multiply(dA, relu_slope, out=dA)
+    _backward_loop(ws.xp, activations, Y, ws.W, ws.gW, ws.gb, ws.dZ, ws.relu_slopes,
+                   float(batch_width))  # backward_propagation's m: the batch's width, a float
     return ws.grads

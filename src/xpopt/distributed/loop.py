@@ -19,7 +19,6 @@ a single process with :func:`xpopt.train`).
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import sys
@@ -31,18 +30,17 @@ from typing import Any
 import numpy
 
 from .. import checkpoint as ckpt
-from ..backend import get_xp, to_host, to_module
-from ..data import check_dataset
-from ..flat import FlatDict
+from ..backend import get_xp, to_host
 from ..network import (
     Workspace,
     compute_cost,
     epoch_cost,
     forward_propagation,
-    host_initial_parameters,
 )
 from ..optim import Optimizer
+from ..settings import _Progress
 from ..train import TrainResult, check_settings, describe_schedule
+from ..train import prepare as prepare_training
 from .engine import Engine, choose_engine
 from .gradient import shard_backward
 from .replicas import check_replicas, checksum
@@ -77,29 +75,6 @@ class DistributedResult(TrainResult):
     engine: str = ""
     steps: int = 0
     allreduce_seconds: float = 0.0
-
-
-class _Progress:
-    """Rank 0's one-line progress bar on stderr, redrawn only when told (never per step)."""
-
-    def __init__(self, total: int, label: str = ""):
-        self.total, self.label, self.stream = total, label, sys.stderr
-        self.start = time.perf_counter()
-
-    def show(self, done: int, cost: float) -> None:
-        width, filled = 30, int(30 * done / max(self.total, 1))
-        rate = done / max(time.perf_counter() - self.start, 1e-9)
-        self.stream.write(f"\r{self.label}[{'#' * filled}{'.' * (width - filled)}] {done}/"
-                          f"{self.total} epochs  cost {cost:.6f}  {rate:,.0f} epochs/s ")
-        self.stream.flush()
-
-    def clear(self) -> None:
-        self.stream.write("\r\033[K")
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
 
 
 _AGREED_ERRORS = {"TypeError": TypeError, "ValueError": ValueError,
@@ -246,25 +221,13 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
         raise exc
 
     def prepare():
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be an xpopt Optimizer, got {type(optimizer).__name__}")
-        check_dataset(X, Y)
-        if isinstance(parameters, dict):
-            params = parameters
-            if not (isinstance(params, FlatDict) and params.packed):
-                params = FlatDict.pack(params)
-            get_xp(X, params.flat)
-        else:
-            params = to_module(host_initial_parameters(parameters, dtype=X.dtype), xp)
-        if params.flat.dtype != X.dtype:
-            raise TypeError(f"X is {X.dtype} but the parameters are {params.flat.dtype}")
-        if tuple(params.layout[-1][1]) != (1, 1):
+        prepared = prepare_training(X, Y, parameters, optimizer)  # what xpopt.train checks
+        if tuple(prepared[0].layout[-1][1]) != (1, 1):
             raise ValueError("the output layer must have one unit "
                              "(binary labels, Y of shape (1, m))")
-        return params
+        return prepared
 
-    params = _together(engine, prepare)
-    optimizer = copy.copy(optimizer)
+    params, optimizer = _together(engine, prepare)  # the parameters packed, a copy of optimizer
     schedule = describe_schedule(decay, decay_rate)
     m = X.shape[1]
     fingerprint = ckpt.data_fingerprint(X, Y)  # once per call; also compared across ranks
