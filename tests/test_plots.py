@@ -147,3 +147,42 @@ def test_missing_matplotlib_raises_the_install_hint(tmp_path, monkeypatch):
     with pytest.raises(ImportError):
         plots.plot_costs({"gd": [1.0]}, tmp_path / "c.png")
     assert not (tmp_path / "c.png").exists()
+
+
+# ------------------------------------------------------------- too few to draw (issue 14)
+def test_too_few_recorded_epochs_write_a_figure_that_says_so(tmp_path, monkeypatch):
+    """A run of at most 100 epochs records one cost: no line to draw. The figure says so
+    in words, without axes, instead of an empty plot on a degenerate axis."""
+    drawn = {}
+    save = plots._save
+
+    def keep(fig, path):
+        drawn["texts"] = [t.get_text() for ax in fig.axes for t in ax.texts]
+        drawn["axis_on"] = [ax.axison for ax in fig.axes]
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    path = plots.plot_costs({"gd": [0.7], "adam": numpy.array([0.69])}, tmp_path / "c.png",
+                            learning_rate=0.0007)
+    assert png_size(path) == (700, 450)
+    assert drawn["axis_on"] == [False]
+    assert any(plots.TOO_FEW in t and "every 100 epochs" in t for t in drawn["texts"])
+    image = pixels(path)
+    blue = numpy.array([31, 119, 180]) / 255  # matplotlib's first curve colour: not used
+    assert not numpy.all(numpy.abs(image[..., :3] - blue) < 0.02, axis=-1).any()
+    dark = image[..., :3].max(axis=-1) < 0.3  # the text, in black, near the middle
+    rows = numpy.nonzero(dark.any(axis=1))[0]
+    assert dark.sum() > 200 and 100 < rows.min() and rows.max() < 350
+
+
+def test_no_costs_at_all_say_so_too(tmp_path):
+    assert not plots.has_a_curve({"gd": []}) and not plots.has_a_curve({})
+    assert plots.has_a_curve({"gd": [0.7], "adam": [0.7, 0.6]})
+    assert png_size(plots.plot_costs({"gd": []}, tmp_path / "e.png")) == (700, 450)
+
+
+def test_a_lone_cost_beside_a_curve_is_a_dot(tmp_path):
+    """One run with a curve, another with one recorded cost: that one shows as a marker."""
+    path = plots.plot_costs({"adam": [0.7, 0.3, 0.1], "gd": [0.5]}, tmp_path / "dot.png")
+    orange = numpy.array([255, 127, 14]) / 255  # the second curve's colour
+    assert numpy.all(numpy.abs(pixels(path)[..., :3] - orange) < 0.02, axis=-1).sum() > 10

@@ -12,7 +12,7 @@ import contextlib
 import functools
 import math
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy
 
@@ -22,11 +22,15 @@ from .network import accuracy, compute_cost, forward_propagation
 from .optim import schedule_lr_decay, update_lr
 from .train import OPTIMIZERS, TrainResult, make_optimizer, train
 
-__all__ = ["DECAYS", "LAYERS_DIMS", "ComparisonRow", "final_cost", "format_table",
-           "resolve_decay", "run_comparison", "train_timed"]
+__all__ = ["DECAYS", "LAYERS_DIMS", "NOTEBOOK_DECAY_RATES", "ComparisonRow", "final_cost",
+           "format_table", "resolve_decay", "run_comparison", "train_timed"]
 
 LAYERS_DIMS = (2, 5, 2, 1)  # the course's network for the moons
 DECAYS = {"update_lr": update_lr, "schedule_lr_decay": schedule_lr_decay}
+#: What the notebook's decay section trains with ``schedule_lr_decay``, in its order, and
+#: each optimizer's ``learning_rate0`` there (its ``update_lr`` cell trains gd at 0.1).
+#: RMSprop is not in it (at 0.1 it learns nothing: its cost stays at ln 2).
+NOTEBOOK_DECAY_RATES = {"gd": 0.1, "momentum": 0.1, "adam": 0.01}
 
 
 class ComparisonRow(NamedTuple):
@@ -134,7 +138,8 @@ def _check_optimizers(optimizers: Sequence[str]) -> list[str]:
 
 
 def run_comparison(optimizers: Sequence[str] = OPTIMIZERS, *, num_epochs: int = 5000,
-                   learning_rate: float = 0.0007, mini_batch_size: int | None = 64,
+                   learning_rate: float | Mapping[str, float] = 0.0007,
+                   mini_batch_size: int | None = 64,
                    beta: float = 0.9, beta1: float = 0.9, beta2: float = 0.999,
                    epsilon: float = 1e-8, decay: str | Callable | None = None,
                    decay_rate: float = 1.0, time_interval: int = 1000, dtype=numpy.float64,
@@ -151,8 +156,9 @@ def run_comparison(optimizers: Sequence[str] = OPTIMIZERS, *, num_epochs: int = 
     optimizers : sequence of str
         Names among ``"gd"``, ``"momentum"``, ``"rmsprop"``, ``"adam"``, run in this order.
     num_epochs : int
-    learning_rate : float
-        ``learning_rate0``. The notebook's decay section uses 0.1 with a decay.
+    learning_rate : float or mapping of str to float
+        ``learning_rate0``, for every optimizer or per name. The notebook's decay section
+        uses :data:`NOTEBOOK_DECAY_RATES` (gd and momentum 0.1, adam 0.01).
     mini_batch_size : int or None
         None for batch gradient descent (all ``m`` examples), 1 for stochastic.
     beta, beta1, beta2, epsilon : float
@@ -183,6 +189,13 @@ def run_comparison(optimizers: Sequence[str] = OPTIMIZERS, *, num_epochs: int = 
         One per optimizer, in the order asked.
     """
     names = _check_optimizers(optimizers)
+    if isinstance(learning_rate, Mapping):
+        missing = [n for n in names if n not in learning_rate]
+        if missing:
+            raise ValueError(f"learning_rate has no rate for {missing}")
+        rates = {n: learning_rate[n] for n in names}
+    else:
+        rates = dict.fromkeys(names, learning_rate)
     decay_fn = resolve_decay(decay, time_interval)
     where = use_backend(backend, strict=strict) if backend is not None else contextlib.nullcontext()
     with where:
@@ -193,7 +206,7 @@ def run_comparison(optimizers: Sequence[str] = OPTIMIZERS, *, num_epochs: int = 
             if print_cost:
                 print(f"{name}:")
             rows.append(train_timed(
-                X, Y, name, learning_rate=learning_rate, beta=beta, beta1=beta1, beta2=beta2,
+                X, Y, name, learning_rate=rates[name], beta=beta, beta1=beta1, beta2=beta2,
                 epsilon=epsilon, num_epochs=num_epochs, mini_batch_size=batch, seed=seed,
                 decay=decay_fn, decay_rate=decay_rate, print_cost=print_cost,
                 progress=progress, progress_label=f"{name:<9}"))

@@ -18,12 +18,20 @@ import numpy
 from .backend import to_host
 from .network import accuracy, predict
 
-__all__ = ["MISSING_MATPLOTLIB", "PlotsUnavailableError", "decision_grid",
-           "plot_costs", "plot_decision_boundaries", "require_matplotlib"]
+__all__ = ["MISSING_MATPLOTLIB", "TOO_FEW", "PlotsUnavailableError", "decision_grid",
+           "has_a_curve", "plot_costs", "plot_decision_boundaries", "require_matplotlib",
+           "too_few_detail"]
 
 MISSING_MATPLOTLIB = "matplotlib is needed for figures: pip install 'xpopt[plot]'"
 LINESTYLES = ("-", "--", "-.", ":")
 CMAP = "Spectral"  # the course's colour map: label 0 red, label 1 blue
+TOO_FEW = "too few recorded epochs to draw a cost curve"
+
+
+def too_few_detail(record_every: int = 100) -> str:
+    """Why :data:`TOO_FEW`, and the fix: a curve needs two recorded costs."""
+    return (f"a cost is recorded every {record_every} epochs, a curve needs two: "
+            f"train more than {record_every} epochs")
 
 
 class PlotsUnavailableError(ImportError):
@@ -65,9 +73,21 @@ def _save(fig, path) -> Path:
     return path
 
 
+def _host_curve(costs) -> numpy.ndarray:
+    return numpy.asarray(to_host(costs), dtype=numpy.float64).ravel()
+
+
+def has_a_curve(results: Mapping[str, Any]) -> bool:
+    """Whether some run of ``results`` recorded at least two costs (a line to draw)."""
+    return any(_host_curve(costs).size >= 2 for costs in results.values())
+
+
 def plot_costs(results: Mapping[str, Any], path, learning_rate: float | None = None, *,
                record_every: int = 100) -> Path:
     """The course's cost plot, one curve per run: cost against epochs (per 100).
+
+    When no run has two recorded costs (a run of at most ``record_every`` epochs), there is
+    no curve to draw: the figure then says so (:data:`TOO_FEW`) in place of empty axes.
 
     Parameters
     ----------
@@ -88,12 +108,20 @@ def plot_costs(results: Mapping[str, Any], path, learning_rate: float | None = N
     """
     fig, axes = _figure(1, 1, (7.0, 4.5))
     ax = axes[0, 0]
+    if not has_a_curve(results):
+        ax.set_axis_off()
+        recorded = ", ".join(f"{name}: {_host_curve(c).size}" for name, c in results.items())
+        ax.text(0.5, 0.5, f"{TOO_FEW}\n({too_few_detail(record_every)})\n\n"
+                          f"recorded costs: {recorded or 'none'}",
+                ha="center", va="center", wrap=True, fontsize=11, transform=ax.transAxes)
+        return _save(fig, path)
     for k, (name, costs) in enumerate(results.items()):
-        curve = numpy.asarray(to_host(costs), dtype=numpy.float64).ravel()
+        curve = _host_curve(costs)
         # Curves often coincide (gd and momentum at the course's rate): vary the dashes
         # so the one drawn first stays visible under the next.
         ax.plot(numpy.arange(curve.size), curve, label=str(name),
-                linestyle=LINESTYLES[k % len(LINESTYLES)], linewidth=1.8)
+                linestyle=LINESTYLES[k % len(LINESTYLES)], linewidth=1.8,
+                marker="o" if curve.size == 1 else None)  # a lone cost: a dot, not nothing
     ax.set_xlabel(f"epochs (per {record_every})")
     ax.set_ylabel("cost")
     ax.set_title("Cost" if learning_rate is None else f"Learning rate = {learning_rate:g}")

@@ -1,17 +1,20 @@
-"""What a training call is told and checks first: its counts, seed, schedule; its progress bar.
+"""What a training call is told and checks first: its counts, seed, schedule; its progress bar;
+the ``XPOPT_*`` environment variables.
 
 :func:`check_settings` validates the counts, the seed and the checkpoint path before anything
-runs (the command line calls it too, before it loads data).
+runs (the command line calls it too, before it loads data); :func:`check_environment` the
+environment variables (the command line, before anything).
 """
 
 from __future__ import annotations
 
 import functools
 import numbers
+import os
 import sys
-import time
 
-__all__ = ["SEED_MAX", "check_seed", "check_settings", "describe_schedule"]
+__all__ = ["ENVIRONMENT", "SEED_MAX", "check_environment", "check_seed", "check_settings",
+           "describe_schedule"]
 
 
 def describe_schedule(decay, decay_rate) -> dict | None:
@@ -25,30 +28,98 @@ def describe_schedule(decay, decay_rate) -> dict | None:
     return {"decay": name, "keywords": keywords, "decay_rate": float(decay_rate)}
 
 
-class _Progress:
-    """A one-line progress bar on stderr, redrawn only when told (never per step)."""
+def _terminal_shape(stream) -> dict:
+    """``ncols`` and ``nrows`` for a terminal that reports a zero size (a fresh
+    pseudo-terminal: tqdm would trim or hide its bar), else nothing (tqdm asks)."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return {}
+    return {"ncols": 80, "nrows": 24} if size.columns == 0 or size.lines == 0 else {}
 
-    def __init__(self, total: int, label: str = "", stream=None):
+
+class _Progress:
+    """A tqdm progress bar on stderr (ETA, epochs per second, the cost in the postfix),
+    redrawn only when told: at the epochs whose cost the caller reads anyway (recorded
+    epochs), never per step.
+
+    Parameters
+    ----------
+    total : int
+        The epochs of the run.
+    label : str
+        Shown before the bar (a trailing ``": "`` is tqdm's own).
+    stream : file, optional
+        Default ``sys.stderr``.
+    initial : int
+        Epochs already done (a resumed run).
+    """
+
+    def __init__(self, total: int, label: str = "", stream=None, initial: int = 0):
+        from tqdm import tqdm  # noqa: PLC0415 (only a run that shows a bar needs it)
+
+        label = label[:-2] if label.endswith(": ") else label
         self.total, self.label = total, label
         self.stream = stream if stream is not None else sys.stderr
-        self.start = time.perf_counter()
+        self.bar = tqdm(total=total, initial=initial, desc=label or None, unit="epoch",
+                        file=self.stream, leave=True, **_terminal_shape(self.stream),
+                        mininterval=0.2, smoothing=0.3)
 
     def show(self, done: int, cost: float) -> None:
-        width = 30
-        filled = int(width * done / max(self.total, 1))
-        rate = done / max(time.perf_counter() - self.start, 1e-9)
-        self.stream.write(f"\r{self.label}[{'#' * filled}{'.' * (width - filled)}] "
-                          f"{done}/{self.total} epochs  cost {cost:.6f}  {rate:,.0f} epochs/s ")
-        self.stream.flush()
+        """``done`` epochs finished, the last with ``cost`` (a host float)."""
+        self.bar.set_postfix_str(f"cost {cost:.6f}", refresh=False)
+        self.bar.update(done - self.bar.n)
 
     def clear(self) -> None:
-        """Erase the bar, so that a printed line starts at the left margin."""
-        self.stream.write("\r\033[K")
-        self.stream.flush()
+        """Erase the bar, so that a printed line starts at the left margin (the next
+        :meth:`show` draws it again)."""
+        self.bar.clear()
 
     def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
+        """Draw the final state and leave it on its own line."""
+        self.bar.close()
+
+
+# ------------------------------------------------------------------ environment
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _positive_integer(text: str) -> bool:
+    return text.isdigit() and int(text) >= 1
+
+
+#: The environment variables xpopt reads: ``name -> (test of the stripped, lower-cased
+#: value, the allowed values in words)``. An empty value counts as unset.
+ENVIRONMENT = {
+    "XPOPT_BACKEND": (lambda v: v in ("cpu", "cuda", "auto"), "cpu, cuda or auto"),
+    "XPOPT_STRICT": (lambda v: v in _TRUE + _FALSE, ", ".join(_TRUE + _FALSE)),
+    "XPOPT_HOST_KERNELS": (lambda v: v in ("0", "1"), "1 (use the compiled CPU kernels) or 0"),
+    "XPOPT_NUM_THREADS": (_positive_integer, "a positive integer"),
+}
+
+
+def check_environment(environ=None) -> None:
+    """Refuse an ``XPOPT_*`` variable set to a value xpopt does not understand.
+
+    The command line calls this before anything runs; the library reads each variable
+    where it is used.
+
+    Parameters
+    ----------
+    environ : mapping, optional
+        Default ``os.environ``.
+
+    Raises
+    ------
+    ValueError
+        One line naming the first bad variable, its value and the allowed values.
+    """
+    environ = os.environ if environ is None else environ
+    for name, (test, allowed) in ENVIRONMENT.items():
+        value = environ.get(name, "").strip()
+        if value and not test(value.lower()):
+            raise ValueError(f"{name}={value!r} is not understood: use {allowed} "
+                             f"(or unset it)")
 
 
 SEED_MAX = 2**32 - 1  # numpy.random.RandomState accepts seeds in [0, 2**32 - 1]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import backend, experiment
 from ..train import OPTIMIZERS
-from . import commands
+from . import commands, output
 from . import sweep as sweep_command
 from .commands import COURSE_LR, DECAY_LR
 
@@ -125,9 +125,13 @@ def _add_train_parser(sub) -> None:
     out = p.add_argument_group("output")
     out.add_argument("--print-every", type=_positive_int, default=1000, metavar="N",
                      help="print the cost every N epochs (default: %(default)s)")
-    out.add_argument("--quiet", action="store_true", help="print the summary only")
+    out.add_argument("--quiet", action="store_true",
+                     help="print the summary only (no progress bar either)")
+    out.add_argument("--no-progress", action="store_true",
+                     help="no progress bar (shown on stderr only when it is a terminal)")
     out.add_argument("--plot-dir", type=Path, metavar="DIR",
-                     help="write cost.png and decision_boundary.png there (needs matplotlib)")
+                     help=f"write {output.COST_FIGURE} and {output.BOUNDARY_FIGURE} there "
+                          f"(needs matplotlib)")
     ck = p.add_argument_group("checkpoints")
     ck.add_argument("--checkpoint", type=Path, metavar="PATH",
                     help="save parameters and optimizer state there (.npz), atomically")
@@ -146,17 +150,22 @@ def _add_compare_parser(sub) -> None:
         "compare", help="the notebook's experiment: every optimizer, one table, two figures",
         description="Train the course's network once per optimizer, from the same initialisation\n"
                     "on the same mini-batches, and compare final cost, training accuracy and\n"
-                    "time. Writes costs.png and decision_boundaries.png into --out.\n\n"
-                    "The notebook's decay section trains with learning rate 0.1: with --decay\n"
-                    "and no --learning-rate, that is the rate used.",
+                    f"time. Writes {output.COST_FIGURE} and {output.BOUNDARY_FIGURE} into --out\n"
+                    "(with --decay, into the decay's own folder: --out/DECAY).\n\n"
+                    "With --decay it runs what the notebook's decay section runs: gd and\n"
+                    f"momentum at learning rate {DECAY_LR}, adam at "
+                    f"{experiment.NOTEBOOK_DECAY_RATES['adam']} (--optimizers and\n"
+                    "--learning-rate change that; RMSprop, not in the notebook, learns nothing\n"
+                    "there at 0.1).",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--optimizers", type=_optimizer_names, nargs="+", metavar="NAME",
-                   default=[list(OPTIMIZERS)],
-                   help=f"which to train, in order, space- or comma-separated "
-                        f"(default: {' '.join(OPTIMIZERS)})")
+                   default=None,
+                   help=f"which to train, in order, space- or comma-separated (default: "
+                        f"{' '.join(OPTIMIZERS)}; with --decay: "
+                        f"{' '.join(experiment.NOTEBOOK_DECAY_RATES)})")
     _add_training_options(p, learning_rate=None,
-                          lr_help=f"learning_rate0 (default: {COURSE_LR}, or {DECAY_LR} "
-                                  "with --decay, as in the notebook)")
+                          lr_help=f"learning_rate0 (default: {COURSE_LR}; with --decay the "
+                                  "notebook's, see above)")
     out = p.add_argument_group("output")
     out.add_argument("--out", type=Path, default=Path("xpopt-out"), metavar="DIR",
                      help="folder for the figures (default: %(default)s)")
@@ -165,6 +174,8 @@ def _add_compare_parser(sub) -> None:
     out.add_argument("--markdown", action="store_true", help="print the table in markdown")
     out.add_argument("--verbose", action="store_true",
                      help="print each run's 'Cost after epoch' lines (no progress bar then)")
+    out.add_argument("--no-progress", action="store_true",
+                     help="no progress bar (shown on stderr only when it is a terminal)")
     p.set_defaults(func=commands.compare, parser=p)
 
 
@@ -172,8 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``xpopt`` argument parser with its ``info``, ``train`` and ``compare`` commands."""
     parser = argparse.ArgumentParser(prog="xpopt", description=DESCRIPTION, epilog=EXIT_CODES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {output.package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    info = sub.add_parser("info", help="print the effective backend and its device")
+    info = sub.add_parser("info", help="print the versions, the backend, its device and "
+                                       "whether the compiled CPU kernels are used")
     info.add_argument("--backend", choices=backend.BACKENDS, default=None)
     info.set_defaults(func=commands.info)
     _add_train_parser(sub)

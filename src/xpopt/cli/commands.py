@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -12,7 +13,8 @@ from .. import backend, experiment, plots
 from ..checkpoint import CheckpointError
 from ..data import load_moons
 from ..train import check_settings
-from .output import decay_text, device_line, divergence, print_summary, train_figures
+from .output import (BOUNDARY_FIGURE, COST_FIGURE, decay_text, device_line, divergence, info_lines,
+                     print_summary, train_figures, write_figures)
 
 COURSE_LR, DECAY_LR = 0.0007, 0.1  # the notebook's rate, and its decay section's
 
@@ -48,7 +50,11 @@ def _check_settings(args, checkpoint=None) -> None:
 
 
 def _check_figure_folder(folder: Path, option: str) -> None:
-    """Create the figure folder and write a file there now, not after training."""
+    """Create the figure folder and write a file there now, not after training; refuse a
+    folder that is a file, and figure names taken by something other than a file."""
+    if folder.exists() and not folder.is_dir():
+        raise Failure(f"cannot write the figures into {folder} ({option}): it is a file, "
+                      f"not a folder", 2)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -56,6 +62,11 @@ def _check_figure_folder(folder: Path, option: str) -> None:
     except OSError as exc:
         raise Failure(f"cannot write the figures into {folder} ({option}): "
                        f"{exc.strerror or exc}", 2) from None
+    for name in (COST_FIGURE, BOUNDARY_FIGURE):
+        path = folder / name
+        if path.exists() and (not path.is_file() or not os.access(path, os.W_OK)):
+            raise Failure(f"cannot write the figures into {folder} ({option}): {path} "
+                          f"exists and is not a writable file", 2)
 
 
 def _backend_context(args):
@@ -74,10 +85,11 @@ def _hyperparameters(args) -> dict:
 
 # ----------------------------------------------------------------------- commands
 def info(args) -> int:
+    """``xpopt info``: versions, backend, device, compiled kernels; each field once."""
     if args.backend:
         backend.set_backend(args.backend)
-    print(f"backend: {backend.get_backend()}")
-    print(backend.format_device_info(backend.device_info()))
+    for line in info_lines():
+        print(line)
     from ..distributed import describe_line  # noqa: PLC0415  (mpi4py is not imported)
 
     print(f"{'distributed':<12} : {describe_line()}")
@@ -112,7 +124,10 @@ def train(args) -> int:
                 mini_batch_size=X.shape[1] if args.batch_size is None else args.batch_size,
                 seed=args.seed, decay=experiment.resolve_decay(args.decay, args.time_interval),
                 decay_rate=args.decay_rate, print_cost=not args.quiet,
-                print_every=args.print_every, progress=False, checkpoint=args.checkpoint,
+                print_every=args.print_every,
+                progress=False if args.quiet or args.no_progress else None,
+                progress_label=args.optimizer,
+                checkpoint=args.checkpoint,
                 checkpoint_every=args.checkpoint_every, resume=args.resume)
         except CheckpointError as exc:
             raise Failure(str(exc), 1) from None
@@ -131,41 +146,64 @@ def train(args) -> int:
     return divergence([row])
 
 
+def _comparison_plan(args) -> tuple[list[str], dict[str, float]]:
+    """The optimizers to compare and each one's learning_rate0.
+
+    Without decay: every optimizer (or ``--optimizers``) at ``--learning-rate`` (the course's
+    0.0007). With ``--decay``: the notebook's decay section, gd and momentum at 0.1 and adam
+    at 0.01 (:data:`experiment.NOTEBOOK_DECAY_RATES`), unless ``--optimizers`` or
+    ``--learning-rate`` say otherwise (an optimizer the notebook does not decay: 0.1).
+    """
+    decay = args.decay != "none"
+    if args.optimizers is not None:
+        names = list(dict.fromkeys(n for group in args.optimizers for n in group))
+    else:
+        names = list(experiment.NOTEBOOK_DECAY_RATES if decay else experiment.OPTIMIZERS)
+    if args.learning_rate is not None:
+        return names, dict.fromkeys(names, args.learning_rate)
+    if decay:
+        return names, {n: experiment.NOTEBOOK_DECAY_RATES.get(n, DECAY_LR) for n in names}
+    return names, dict.fromkeys(names, COURSE_LR)
+
+
+def _rates_text(rates: dict[str, float]) -> str:
+    values = list(dict.fromkeys(rates.values()))
+    if len(values) == 1:
+        return f"learning rate {values[0]:g}"
+    return "learning rates " + ", ".join(
+        f"{v:g} ({', '.join(n for n in rates if rates[n] == v)})" for v in values)
+
+
 def compare(args) -> int:
-    """``xpopt compare``: the notebook's experiment, a table and two figures."""
-    names = list(dict.fromkeys(n for group in args.optimizers for n in group))
+    """``xpopt compare``: the notebook's experiment, a table and two figures (with a decay,
+    in the decay's own folder under ``--out``)."""
+    names, rates = _comparison_plan(args)
     decay = None if args.decay == "none" else args.decay
-    lr = args.learning_rate
-    if lr is None:
-        lr = DECAY_LR if decay else COURSE_LR
+    out = args.out / decay if decay else args.out
     if not args.no_plots:
         _require_plots("or pass --no-plots")
     _check_settings(args)
     if not args.no_plots:
-        _check_figure_folder(args.out, "--out")
+        _check_figure_folder(out, "--out")
     with _backend_context(args):
         X, Y = load_moons(dtype=numpy.dtype(args.dtype))
         batch = "full batch" if args.batch_size is None else f"mini-batch {args.batch_size}"
         print(f"moons ({X.shape[1]} examples), layers {list(experiment.LAYERS_DIMS)}, "
-              f"{args.epochs} epochs, {batch}, learning rate {lr:g}{decay_text(args)}, "
+              f"{args.epochs} epochs, {batch}, {_rates_text(rates)}{decay_text(args)}, "
               f"{args.dtype}, backend {device_line()}")
         rows = experiment.run_comparison(
-            names, num_epochs=args.epochs, learning_rate=lr, mini_batch_size=args.batch_size,
+            names, num_epochs=args.epochs, learning_rate=rates, mini_batch_size=args.batch_size,
             **_hyperparameters(args), decay=decay, decay_rate=args.decay_rate,
             time_interval=args.time_interval, seed=args.seed, data=(X, Y),
-            print_cost=args.verbose, progress=False if args.verbose else None)
+            print_cost=args.verbose,
+            progress=False if args.verbose or args.no_progress else None)
     print()
     print(experiment.format_table(rows, markdown=args.markdown))
     if not args.no_plots:
         try:
-            costs = plots.plot_costs({r.optimizer: r.result.costs for r in rows},
-                                     args.out / "costs.png", learning_rate=lr)
-            boundaries = plots.plot_decision_boundaries(
-                {r.optimizer: r.result.parameters for r in rows}, X, Y,
-                args.out / "decision_boundaries.png",
-                accuracies={r.optimizer: r.accuracy for r in rows})
+            figures = write_figures(rows, out, X, Y, learning_rate=rates)
         except OSError as exc:  # the table is printed already
-            raise Failure(f"cannot write the figures into {args.out}: {exc}", 1) from None
+            raise Failure(f"cannot write the figures into {out}: {exc}", 1) from None
         print()
-        print(f"figures: {costs}, {boundaries}")
+        print(f"figures: {figures[0]}, {figures[1]}")
     return divergence(rows)
