@@ -20,7 +20,7 @@ SRC = ROOT / "src"
 
 
 def _host_c_source() -> str:
-    """The C source of every registered spec, from the xpopt in ``src/`` (never an installed one)."""
+    """The C source of every registered spec, from the xpopt in ``src/`` (not an installed one)."""
     sys.path.insert(0, str(SRC))
     try:
         kernels = importlib.import_module("xpopt.kernels")

@@ -19,12 +19,11 @@ import numpy
 import pytest
 
 import xpopt
-from xpopt import hostkernels, kernels
-from xpopt.flat import FlatDict
-from xpopt.optim import base
-
 from conftest import IN_CI
 from kernel_harness import assert_bitwise_equal, edge_values
+from xpopt import hostkernels, kernels
+from xpopt.flat import FlatDict
+from xpopt.optim import placement
 
 OPTIMIZERS = {
     "gd": lambda fused: xpopt.GD(0.01, fused=fused),
@@ -95,8 +94,8 @@ def test_compiled_equals_twin_on_edge_values(name, dtype):
 def test_compiled_threaded_equals_twin(name, monkeypatch):
     """A model over the threading threshold is split among workers, each with its share:
     the result is still the twin's, every element included."""
-    monkeypatch.setattr(base, "THREADED_MIN", 1000)
-    monkeypatch.setattr(base, "num_threads", lambda: 3)
+    monkeypatch.setattr(placement, "THREADED_MIN", 1000)
+    monkeypatch.setattr(placement, "num_threads", lambda: 3)
     rng = numpy.random.default_rng(3)
     params, grads = _model(30_011, numpy.float32, rng)
     twins = params.copy()
@@ -169,3 +168,16 @@ def test_every_rule_registers_its_spec_in_order():
         assert kernels.SPECS[module.SPEC.name] is module.SPEC is getattr(kernels, alias)
     with pytest.raises(ValueError, match="two different kernel specs"):
         kernels.register(dataclasses.replace(gd.SPEC, operation="param = param;"))
+
+
+def test_address_of_writeable_read_only_and_empty_arrays():
+    """``hostkernels.address``: the first element's address, through the buffer protocol or,
+    for read-only and empty arrays, through ctypes; views start where they start."""
+    a = numpy.arange(10.0)
+    assert hostkernels.address(a) == a.ctypes.data
+    assert hostkernels.address(a[3:]) == a.ctypes.data + 3 * a.itemsize
+    frozen = a.copy()
+    frozen.flags.writeable = False
+    assert hostkernels.address(frozen) == frozen.ctypes.data
+    empty = numpy.empty(0)
+    assert hostkernels.address(empty) == empty.ctypes.data

@@ -716,3 +716,155 @@ def test_allocation_measurement_detects_temporaries():
     v, s = course.initialize_adam(params)
     peak = peak_allocation(lambda: course.update_parameters_with_adam(params, grads, v, s, 1), 1)
     assert peak > ARRAY_ELEMENTS * 8 > 100 * STEP_ALLOCATION_BOUND
+
+
+# ------------------------------------------- course-named functions: the plans they keep
+@pytest.fixture
+def plans_made(monkeypatch):
+    """Counts the plans the course-named functions make (their cache starts empty)."""
+    from xpopt.optim import plan as plan_module
+
+    made = []
+
+    class Counted(plan_module.UpdatePlan):
+        def __init__(self, *args, **kwargs):
+            made.append(1)
+            super().__init__(*args, **kwargs)
+
+    plan_module.course_plans.clear()
+    monkeypatch.setattr(plan_module, "UpdatePlan", Counted)
+    yield made
+    plan_module.course_plans.clear()
+
+
+@pytest.mark.parametrize("style", ["flat", "plain"])
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_loop_plans_once_with_new_gradients_each_call(name, style, plans_made):
+    """The notebook's loop: a NEW gradients dict from the backward pass at every call. The
+    function validates and plans once; each later call checks the new gradients in
+    O(number of keys) and rebinds to them. The course's bits, every step."""
+    X, Y = xpopt.load_moons()
+    X, Y = xpopt.to_host(X), xpopt.to_host(Y)
+    batches = course.random_mini_batches(X, Y, 64, 11)
+    params = xpopt.initialize_parameters([2, 5, 2, 1])
+    params = params if style == "flat" else plain(params)
+    ref_params = plain(params)
+    state = init_state(xpopt, name, params)
+    ref_state = init_state(course, name, ref_params)
+    for t, (bx, by) in enumerate(batches * 2, start=1):
+        if style == "flat":
+            _, caches = xpopt.forward_propagation(bx, params)
+            grads = xpopt.backward_propagation(bx, by, caches)
+        else:
+            _, caches = course.forward_propagation(bx, params)
+            grads = course.backward_propagation(bx, by, caches, params)
+        step(xpopt, name, params, grads, state, t, ODD)
+        _, caches = course.forward_propagation(bx, ref_params)
+        ref_grads = course.backward_propagation(bx, by, caches, ref_params)
+        ref_params, ref_state, _ = step(course, name, ref_params, ref_grads, ref_state, t, ODD)
+        assert_dicts_equal(params, ref_params, f"step {t} parameters")
+        for got, want in zip(state, ref_state, strict=True):
+            assert_dicts_equal(got, want, f"step {t} state")
+    assert len(plans_made) == 1
+
+
+def _rebound_after_a_call(name, params, grads, state):
+    """One good call (a plan is kept), then a new gradients dict for the next."""
+    step(xpopt, name, params, grads, state, 1, ODD)
+    return {k: np.array(v, copy=True) for k, v in grads.items()}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kept_plan_new_gradients_over_written_memory_refused(name, plans_made):
+    """New gradients that ARE (or view) the parameters or state: the cheap check cannot
+    prove them apart, the full one refuses them; nothing changes."""
+    params = make_params("plain")
+    state = init_state(xpopt, name, params)
+    grads = _rebound_after_a_call(name, params, make_grads(params, "plain", 1), state)
+    grads["d" + LAST] = params[LAST]  # the very array the update writes
+    snap = [(d, k, a.copy()) for d in (params, *state) for k, a in d.items()]
+    with pytest.raises(ValueError, match="share memory"):
+        step(xpopt, name, params, grads, state, 2, ODD)
+    assert all(np.array_equal(d[k], before) for d, k, before in snap), "changed before the error"
+    grads["d" + LAST] = params[LAST][...]  # a view of it
+    with pytest.raises(ValueError, match="share memory"):
+        step(xpopt, name, params, grads, state, 2, ODD)
+
+    flat = make_params("flat")
+    fstate = init_state(xpopt, name, flat)
+    _rebound_after_a_call(name, flat, make_grads(flat, "flat", 1), fstate)
+    over = FlatDict(flat.flat, [("d" + k, s) for k, s in flat.layout])  # grads over params
+    with pytest.raises(ValueError, match="share memory"):
+        step(xpopt, name, flat, over, fstate, 2, ODD)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kept_plan_new_gradients_of_another_kind_rechecked(name, plans_made):
+    """A new gradients dict of another dtype, shape or key set goes through the full check
+    (and is refused as always); a good one after it is accepted again."""
+    params = make_params("flat")
+    state = init_state(xpopt, name, params)
+    grads = make_grads(params, "flat", 1)
+    step(xpopt, name, params, grads, state, 1, ODD)
+    wrong = FlatDict(grads.flat.astype(np.float32), grads.layout)
+    with pytest.raises(TypeError, match="dtype"):
+        step(xpopt, name, params, wrong, state, 2, ODD)
+    short = {k: v for k, v in plain(grads).items() if k != "d" + LAST}
+    with pytest.raises(KeyError):
+        step(xpopt, name, params, short, state, 2, ODD)
+    bent = plain(grads)
+    bent["d" + LAST] = bent["d" + LAST].reshape(-1)
+    with pytest.raises(ValueError, match="shape"):
+        step(xpopt, name, params, bent, state, 2, ODD)
+    step(xpopt, name, params, make_grads(params, "flat", 2), state, 2, ODD)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kept_plan_sees_rebinding_and_read_only_arrays(name, plans_made):
+    """Between two calls the course's own style rebinds a parameter: the next update lands
+    in the array the dict holds now. A parameter made read-only after a call is refused."""
+    params = make_params("flat")
+    state = init_state(xpopt, name, params)
+    step(xpopt, name, params, make_grads(params, "flat", 1), state, 1, ODD)
+    params[LAST] = params[LAST] * 1.0  # the course's way: a new array
+    new = params[LAST]
+    before = new.copy()
+    step(xpopt, name, params, make_grads(params, "flat", 2), state, 2, ODD)
+    assert params[LAST] is new and not np.array_equal(new, before)
+    assert len(plans_made) == 2
+    params[LAST].flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        step(xpopt, name, params, make_grads(params, "flat", 3), state, 3, ODD)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kept_plan_checks_new_hyperparameters_in_the_arrays_dtype(name, plans_made):
+    """A learning rate that is finite in double but infinite in float32, after good calls on
+    the same float32 dicts: refused (the plan's last checked values differ), nothing changes."""
+    params = make_params("flat", dtype=np.float32)
+    state = init_state(xpopt, name, params)
+    grads = make_grads(params, "flat", 1)
+    step(xpopt, name, params, grads, state, 1, ODD)
+    before = params.flat.copy()
+    with pytest.raises(ValueError, match="learning_rate"):
+        step(xpopt, name, params, grads, state, 2, dict(ODD, learning_rate=1e39))
+    assert np.array_equal(params.flat, before)
+    assert len(plans_made) == 1
+
+
+def test_course_plans_bounded_and_per_thread(plans_made):
+    """At most CoursePlans.size plans are kept (each holds its arrays); another thread keeps
+    its own (a plan's scratch is not shared between threads)."""
+    import threading
+
+    from xpopt.optim.plan import CoursePlans, course_plans
+
+    for seed in range(CoursePlans.size + 3):
+        params = make_params("flat")
+        xpopt.update_parameters_with_gd(params, make_grads(params, "flat", seed), 0.1)
+    assert len(course_plans.plans) == CoursePlans.size
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(len(course_plans.plans)))
+    worker.start()
+    worker.join()
+    assert seen == [0]

@@ -31,8 +31,11 @@ import functools
 import threading
 from dataclasses import dataclass
 
-__all__ = ["KernelSpec", "SPECS", "GD", "MOMENTUM", "RMSPROP", "ADAM", "register", "get_kernel",
-           "launch", "HOST_TYPES", "host_c_source", "host_function_name"]
+__all__ = [
+    "KernelSpec", "SPECS", "register", "get_kernel", "launch", "HOST_TYPES", "host_c_source",
+    "host_function_name",
+    "GD", "MOMENTUM", "RMSPROP", "ADAM",  # noqa: F822 (the registry's entries, by __getattr__)
+]
 
 
 @dataclass(frozen=True)
@@ -217,8 +220,9 @@ def host_c_source(specs=None, *, python_module: str | None = None) -> str:
                     stores.append(f"{name}_[i] = {name};")
             body = "\n".join("        " + line for line in
                              [*loads, *spec.operation.splitlines(), *stores])
+            signature = f"{host_function_name(spec, dtype_name)}({', '.join(args)}, ptrdiff_t n)"
             out += [
-                f"XPOPT_TARGETS void {host_function_name(spec, dtype_name)}({', '.join(args)}, ptrdiff_t n)",
+                f"XPOPT_TARGETS void {signature}",
                 "{",
                 f"    typedef {ctype} T;",
                 "    for (ptrdiff_t i = 0; i < n; ++i) {",
@@ -230,8 +234,10 @@ def host_c_source(specs=None, *, python_module: str | None = None) -> str:
     if python_module:
         out += [
             f"static struct PyModuleDef xpopt_host_module = {{PyModuleDef_HEAD_INIT, "
-            f"\"{python_module}\", \"xpopt's update kernels for the CPU (called through ctypes)\", -1, NULL}};",
-            f"PyMODINIT_FUNC PyInit_{python_module}(void) {{ return PyModule_Create(&xpopt_host_module); }}",
+            f"\"{python_module}\", "
+            f"\"xpopt's update kernels for the CPU (called through ctypes)\", -1, NULL}};",
+            f"PyMODINIT_FUNC PyInit_{python_module}(void) "
+            f"{{ return PyModule_Create(&xpopt_host_module); }}",
             "",
         ]
     return "\n".join(out)

@@ -3,7 +3,7 @@
 Every entry point that updates parameters in place (the course-named
 ``update_parameters_with_*`` functions, :meth:`Optimizer.update <xpopt.Optimizer.update>`,
 :meth:`Optimizer.bind <xpopt.Optimizer.bind>` and through it :func:`xpopt.train`) builds an
-:class:`~xpopt.optim.base.UpdatePlan`, and the plan calls :func:`check_update` and
+:class:`~xpopt.optim.plan.UpdatePlan`, and the plan calls :func:`check_update` and
 :func:`check_scalars` before it does anything else. What is refused, with a clear error and
 nothing changed:
 
@@ -28,7 +28,11 @@ device arrays are never read. It runs once per plan. A training loop's steps reu
 and only make sure the dicts still hold the same arrays: O(1) while no FlatDict anywhere was
 rebound (``xpopt.flat.EDITS``), an identity check per key otherwise; a changed
 hyperparameter is checked in the arrays' dtype before the next step uses it (see
-``UpdatePlan.current`` and ``Optimizer.bind``).
+``UpdatePlan.current`` and ``Optimizer.bind``). A kept plan that is handed a NEW gradients
+dict (the course-named functions, :meth:`Optimizer.update`: a backward pass returns a new
+one per call) takes it after :func:`check_new_grads` proved, in O(number of keys), what
+:func:`check_update` would conclude, and checks again that the arrays it writes are
+writeable (:func:`still_writeable`); anything it cannot prove goes to :func:`check_update`.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from __future__ import annotations
 import ctypes
 import math
 import numbers
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy
 
@@ -45,7 +50,8 @@ from .flat import FlatDict
 
 __all__ = [
     "SUPPORTED_DTYPES", "check_beta", "check_dtype", "check_epsilon", "check_learning_rate",
-    "check_scalars", "check_step", "check_update",
+    "check_new_grads", "check_parameters", "check_scalars", "check_step", "check_update",
+    "still_writeable", "written_roots",
 ]
 
 SUPPORTED_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
@@ -123,7 +129,7 @@ def check_scalars(scalars: dict[str, float], dtype) -> None:
     else:
         with numpy.errstate(over="ignore", under="ignore"):
             cast = [float(dtype.type(v)) for v in scalars.values()]
-    for (name, value), x in zip(scalars.items(), cast):
+    for (name, value), x in zip(scalars.items(), cast, strict=True):
         label, condition, rule = _SCALAR_RULES.get(name, (name, "", None))
         if not (math.isfinite(x) and (rule is None or rule(x))):
             raise ValueError(
@@ -173,7 +179,7 @@ def _extent(a) -> tuple[int, int]:
     """The byte range ``[lo, hi)`` a non-empty array with an address spans."""
     lo = _address(a)
     hi = lo + a.itemsize
-    for n, stride in zip(a.shape, a.strides):
+    for n, stride in zip(a.shape, a.strides, strict=True):
         if stride > 0:
             hi += (n - 1) * stride
         else:
@@ -280,6 +286,16 @@ def _check_dicts_distinct(dicts: dict[str, dict]) -> None:
         seen[id(d)] = what
 
 
+def check_parameters(parameters: dict) -> None:
+    """A non-empty dict of NumPy or CuPy arrays, or TypeError."""
+    if not isinstance(parameters, dict) or not parameters:
+        raise TypeError("parameters must be a non-empty dict of arrays (W1, b1, ...)")
+    for k, p in parameters.items():
+        if not _is_array(p):
+            raise TypeError(f"parameters[{k!r}] must be a NumPy or CuPy array, "
+                            f"got {type(p).__name__}")
+
+
 def check_update(parameters: dict, grads: dict, state: dict[str, dict]) -> tuple[bool, numpy.dtype]:
     """Everything about the arrays of one update, or raise; nothing is written.
 
@@ -343,12 +359,14 @@ def check_update(parameters: dict, grads: dict, state: dict[str, dict]) -> tuple
     arrays = []  # (label, array, written)
     for k, p in parameters.items():
         if not _is_array(p):
-            raise TypeError(f"parameters[{k!r}] must be a NumPy or CuPy array, got {type(p).__name__}")
+            raise TypeError(f"parameters[{k!r}] must be a NumPy or CuPy array, "
+                            f"got {type(p).__name__}")
         arrays.append((f"parameters[{k!r}]", p, True))
         for what, d in named.items():
             a = d["d" + k]
             if not _is_array(a):
-                raise TypeError(f"{what}['d{k}'] must be a NumPy or CuPy array, got {type(a).__name__}")
+                raise TypeError(f"{what}['d{k}'] must be a NumPy or CuPy array, "
+                                f"got {type(a).__name__}")
             if a.shape != p.shape:
                 raise ValueError(f"{what}['d{k}'] has shape {a.shape}, parameters[{k!r}] {p.shape}")
             arrays.append((f"{what}['d{k}']", a, what != "grads"))
@@ -382,3 +400,64 @@ def _packed_together(parameters: dict, named: dict[str, dict]) -> bool:
         return False
     want = _grad_layout(parameters.layout)
     return all(isinstance(d, FlatDict) and d.packed and d.layout == want for d in named.values())
+
+
+# --------------------------------------------------------- a plan's new gradients, cheaply
+def written_roots(groups: list[dict]) -> frozenset | None:
+    """The identities of the arrays owning the memory of every array an update writes
+    (``groups``: role -> array, the ``"grad"`` role only read), for :func:`check_new_grads`;
+    None unless they are all NumPy arrays over NumPy memory."""
+    roots = set()
+    for group in groups:
+        for role, a in group.items():
+            if role != "grad":
+                root, outside = _root(a)
+                if outside or type(a) is not numpy.ndarray:
+                    return None
+                roots.add(id(root))
+    return frozenset(roots)
+
+
+def still_writeable(arrays: list) -> bool:
+    """Whether every array (an update writes them) is still writeable: a flag can be
+    cleared after a plan was made; a False sends the caller back to :func:`check_update`."""
+    return all(map(_writeable, arrays))
+
+
+def check_new_grads(grads: dict, plan) -> list | None:
+    """The gradient arrays of a NEW gradients dict for a validated plan, one per group of
+    the plan, when O(number of keys) checks prove :func:`check_update` would accept it in
+    place of the plan's own; None when they cannot (then :func:`check_update` decides).
+
+    Proven: the dict's type and keys are the old one's (a packed FlatDict: packed, of the
+    same layout), and each array is a C-contiguous ``numpy.ndarray`` of the plan's dtype and
+    its group's shape that owns its memory (NumPy only: a CuPy array can own none and still
+    share another's), memory that no array the update writes lies in: their owners are
+    known (``plan.written``, from :func:`written_roots`), and an array owning its memory
+    shares it only with its own views, whose owner it is.
+
+    Parameters
+    ----------
+    grads : dict
+        The new gradients.
+    plan : UpdatePlan
+        Its ``packed``, ``dtype``, ``grads`` (the old dict), ``dicts``, ``arrays`` (the
+        groups), ``grad_keys`` (the gradients' keys in the groups' order) and ``written``.
+    """
+    old = plan.grads
+    if plan.written is None or type(grads) is not type(old) or any(grads is d for d in plan.dicts):
+        return None
+    if plan.packed:
+        if not (grads.packed and (grads.layout is old.layout or grads.layout == old.layout)):
+            return None
+        arrays = [grads.flat]
+    else:
+        if dict.keys(grads) != dict.keys(old):
+            return None
+        arrays = list(map(grads.__getitem__, plan.grad_keys))  # the groups' order
+    dtype, written = plan.dtype, plan.written
+    for a, group in zip(arrays, plan.arrays, strict=True):
+        if (type(a) is not numpy.ndarray or a.dtype != dtype or a.shape != group["param"].shape
+                or not a.flags.c_contiguous or not a.flags.owndata or id(a) in written):
+            return None
+    return arrays

@@ -8,9 +8,16 @@
 from __future__ import annotations
 
 from ..kernels import KernelSpec, register
-from ..backend import get_xp
-from .base import (Optimizer, apply_update, check_beta, check_epsilon, check_learning_rate,
-                   check_step, hyperparameter, zeros_state)
+from .base import (
+    Optimizer,
+    check_beta,
+    check_epsilon,
+    check_learning_rate,
+    check_step,
+    course_update,
+    hyperparameter,
+    zeros_state,
+)
 
 # The rule, twice: the CUDA kernel (also compiled for the CPU) and its NumPy twin, the same
 # operations in the same order on the same names.
@@ -118,9 +125,11 @@ def update_parameters_with_adam(parameters: dict, grads: dict, v: dict, s: dict,
         New dicts ``v / (1 - beta1**t)`` and ``s / (1 - beta2**t)`` (the course returns them;
         the update itself does not store them).
     """
-    scalars = adam_scalars(check_learning_rate(learning_rate), check_beta(beta1, "beta1"),
-                           check_beta(beta2, "beta2"), check_epsilon(epsilon), check_step(t))
-    apply_update(SPEC, adam_rule, parameters, grads, {"v": v, "s": s}, scalars)
-    v_corrected = {k: get_xp(x).divide(x, scalars["bias1"]) for k, x in v.items()}
-    s_corrected = {k: get_xp(x).divide(x, scalars["bias2"]) for k, x in s.items()}
+    hyper = (check_learning_rate(learning_rate), check_beta(beta1, "beta1"),
+             check_beta(beta2, "beta2"), check_epsilon(epsilon))
+    t = check_step(t)
+    course_update(SPEC, adam_rule, parameters, grads, {"v": v, "s": s}, adam_scalars, hyper, t)
+    bias1, bias2 = 1 - hyper[1]**t, 1 - hyper[2]**t  # as adam_scalars computes them
+    v_corrected = {k: x / bias1 for k, x in v.items()}
+    s_corrected = {k: x / bias2 for k, x in s.items()}
     return parameters, v, s, v_corrected, s_corrected

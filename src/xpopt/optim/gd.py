@@ -7,7 +7,7 @@ to the training loop; the update is the same.
 from __future__ import annotations
 
 from ..kernels import KernelSpec, register
-from .base import Optimizer, apply_update, check_learning_rate
+from .base import Optimizer, check_learning_rate, course_update
 
 # The rule, twice: the CUDA kernel (also compiled for the CPU) and its NumPy twin, the same
 # operations in the same order on the same names.
@@ -26,6 +26,10 @@ def gd_rule(xp, param, grad, a, b, *, lr):
     xp.subtract(param, a, out=param)
 
 
+def gd_scalars(learning_rate: float, t: int = 1) -> dict[str, float]:
+    return {"lr": learning_rate}
+
+
 class GD(Optimizer):
     """Gradient descent. ``GD(learning_rate, fused=True)``."""
 
@@ -34,7 +38,7 @@ class GD(Optimizer):
     slots = ()
 
     def scalars(self, learning_rate, t):
-        return {"lr": learning_rate}
+        return {"lr": learning_rate}  # gd_scalars, inlined: per step
 
 
 def update_parameters_with_gd(parameters: dict, grads: dict, learning_rate: float) -> dict:
@@ -53,6 +57,6 @@ def update_parameters_with_gd(parameters: dict, grads: dict, learning_rate: floa
     parameters : dict
         The same dict, updated.
     """
-    lr = check_learning_rate(learning_rate)
-    apply_update(SPEC, gd_rule, parameters, grads, {}, {"lr": lr})
+    hyper = (check_learning_rate(learning_rate),)
+    course_update(SPEC, gd_rule, parameters, grads, {}, gd_scalars, hyper)
     return parameters

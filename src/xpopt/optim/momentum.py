@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from ..kernels import KernelSpec, register
-from .base import (Optimizer, apply_update, check_beta, check_learning_rate, hyperparameter,
-                   zeros_state)
+from .base import (
+    Optimizer,
+    check_beta,
+    check_learning_rate,
+    course_update,
+    hyperparameter,
+    zeros_state,
+)
 
 # The rule, twice: the CUDA kernel (also compiled for the CPU) and its NumPy twin, the same
 # operations in the same order on the same names.
@@ -29,7 +35,7 @@ def momentum_rule(xp, param, grad, v, a, b, *, lr, beta, one_minus_beta):
     xp.subtract(param, a, out=param)
 
 
-def momentum_scalars(learning_rate: float, beta: float) -> dict[str, float]:
+def momentum_scalars(learning_rate: float, beta: float, t: int = 1) -> dict[str, float]:
     return {"lr": learning_rate, "beta": beta, "one_minus_beta": 1 - beta}
 
 
@@ -78,6 +84,6 @@ def update_parameters_with_momentum(parameters: dict, grads: dict, v: dict, beta
     parameters, v : dict
         The same dicts, updated.
     """
-    scalars = momentum_scalars(check_learning_rate(learning_rate), check_beta(beta, "beta"))
-    apply_update(SPEC, momentum_rule, parameters, grads, {"v": v}, scalars)
+    hyper = (check_learning_rate(learning_rate), check_beta(beta, "beta"))
+    course_update(SPEC, momentum_rule, parameters, grads, {"v": v}, momentum_scalars, hyper)
     return parameters, v

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from ..kernels import KernelSpec, register
-from .base import (Optimizer, apply_update, check_beta, check_epsilon, check_learning_rate,
-                   hyperparameter, zeros_state)
+from .base import (
+    Optimizer,
+    check_beta,
+    check_epsilon,
+    check_learning_rate,
+    course_update,
+    hyperparameter,
+    zeros_state,
+)
 
 # The rule, twice: the CUDA kernel (also compiled for the CPU) and its NumPy twin, the same
 # operations in the same order on the same names.
@@ -33,7 +40,8 @@ def rmsprop_rule(xp, param, grad, s, a, b, *, lr, beta2, one_minus_beta2, eps):
     xp.subtract(param, a, out=param)
 
 
-def rmsprop_scalars(learning_rate: float, beta2: float, epsilon: float) -> dict[str, float]:
+def rmsprop_scalars(learning_rate: float, beta2: float, epsilon: float,
+                    t: int = 1) -> dict[str, float]:
     return {"lr": learning_rate, "beta2": beta2, "one_minus_beta2": 1 - beta2, "eps": epsilon}
 
 
@@ -64,8 +72,9 @@ def initialize_rmsprop(parameters: dict) -> dict:
     return zeros_state(parameters)
 
 
-def update_parameters_with_rmsprop(parameters: dict, grads: dict, s: dict, learning_rate: float = 0.01,
-                                   beta2: float = 0.999, epsilon: float = 1e-8) -> tuple[dict, dict]:
+def update_parameters_with_rmsprop(parameters: dict, grads: dict, s: dict,
+                                   learning_rate: float = 0.01, beta2: float = 0.999,
+                                   epsilon: float = 1e-8) -> tuple[dict, dict]:
     """One RMSprop step (the week's lectures), in place.
 
     Parameters
@@ -83,7 +92,6 @@ def update_parameters_with_rmsprop(parameters: dict, grads: dict, s: dict, learn
     parameters, s : dict
         The same dicts, updated.
     """
-    scalars = rmsprop_scalars(check_learning_rate(learning_rate), check_beta(beta2, "beta2"),
-                              check_epsilon(epsilon))
-    apply_update(SPEC, rmsprop_rule, parameters, grads, {"s": s}, scalars)
+    hyper = (check_learning_rate(learning_rate), check_beta(beta2, "beta2"), check_epsilon(epsilon))
+    course_update(SPEC, rmsprop_rule, parameters, grads, {"s": s}, rmsprop_scalars, hyper)
     return parameters, s

@@ -26,6 +26,7 @@ def schedule_lr_decay(learning_rate0: float, epoch_num: int, decay_rate: float,
                       time_interval: int = 1000) -> float:
     """``learning_rate0 / (1 + decay_rate * floor(epoch_num / time_interval))``: decay in steps."""
     _check(learning_rate0, epoch_num, decay_rate)
-    if isinstance(time_interval, bool) or not isinstance(time_interval, numbers.Integral) or time_interval < 1:
+    if (isinstance(time_interval, bool) or not isinstance(time_interval, numbers.Integral)
+            or time_interval < 1):
         raise ValueError(f"time_interval must be an integer >= 1, got {time_interval!r}")
     return learning_rate0 / (1 + decay_rate * math.floor(epoch_num / time_interval))
