@@ -508,3 +508,27 @@ def test_a_corrupt_or_foreign_checkpoint_is_refused(moons, tmp_path, no_training
         xpopt.sweep(X, Y, DIMS, **CHECKPOINTED, checkpoint=path, resume=True)
     with pytest.raises(xpopt.checkpoint.CheckpointError, match="directory"):
         xpopt.sweep(X, Y, DIMS, **CHECKPOINTED, checkpoint=tmp_path)
+
+
+def test_a_resumed_sweep_under_the_cupy_standin(moons, tmp_path, monkeypatch):
+    """The GPU path: the checkpoint reads the device buffers once per save, the resumed
+    sweep's parameters are CuPy arrays again, with the uninterrupted sweep's bits."""
+    try:
+        from xpopt.testing import cupy_standin  # noqa: PLC0415
+    except ImportError as exc:
+        pytest.skip(f"needs xpopt.testing (the CuPy stand-in): {exc}")
+    X, Y = moons
+    path = tmp_path / "sweep.npz"
+    with cupy_standin() as cp:
+        Xd, Yd = cp.asarray(X), cp.asarray(Y)
+        whole = xpopt.sweep(Xd, Yd, DIMS, **CHECKPOINTED)
+        interrupt_after(monkeypatch, 2)
+        with pytest.raises(KeyboardInterrupt):
+            xpopt.sweep(Xd, Yd, DIMS, **CHECKPOINTED, checkpoint=path, checkpoint_every=3)
+        monkeypatch.undo()
+        resumed = xpopt.sweep(Xd, Yd, DIMS, **CHECKPOINTED, checkpoint=path,
+                              checkpoint_every=3, resume=True)
+        assert all(type(p.flat) is cp.ndarray for p in resumed.parameters)
+        for p, q in zip(whole.parameters, resumed.parameters, strict=True):
+            assert numpy.array_equal(bits(cp.asnumpy(p.flat)), bits(cp.asnumpy(q.flat)))
+    assert resumed.costs == whole.costs
