@@ -297,6 +297,36 @@ def test_the_bar_is_drawn_only_at_recorded_epochs(monkeypatch):
     assert made == [250]
 
 
+def test_a_resumed_runs_bar_counts_from_the_checkpoint(monkeypatch, tmp_path):
+    from xpopt import run
+
+    calls = []
+
+    class Recorder:
+        def __init__(self, total, label="", stream=None, initial=0):
+            calls.append(("total", total))
+
+        def resume_at(self, done):
+            calls.append(("resume_at", done))
+
+        def show(self, done, cost):
+            calls.append(("show", done))
+
+        def clear(self):
+            pass
+
+        def close(self):
+            pass
+
+    X, Y = xpopt.load_moons()
+    path = tmp_path / "run.npz"
+    xpopt.train(X, Y, [2, 5, 2, 1], xpopt.make_optimizer("gd"), num_epochs=200, checkpoint=path)
+    monkeypatch.setattr(run, "_Progress", Recorder)
+    xpopt.train(X, Y, [2, 5, 2, 1], xpopt.make_optimizer("gd"), num_epochs=300, checkpoint=path,
+                resume=True, progress=True)
+    assert calls == [("total", 300), ("resume_at", 200), ("show", 201), ("show", 300)]
+
+
 def test_the_bar_is_tqdm_with_eta_rate_and_cost(tmp_path):
     pytest.importorskip("tqdm")
     with open(tmp_path / "bar.txt", "w") as stream:

@@ -143,6 +143,8 @@ class Run:
         """Continue from ``saved``: its parameters, state, records and learning rate."""
         saved.restore_into(self.params, self.state, **self._identity())
         self.start = saved.epoch
+        if self.bar is not None:
+            self.bar.resume_at(self.start)
         self.learning_rates = list(saved.learning_rates)
         done = saved.costs[: len(self.history)]
         self.history[: len(done)] = self.xp.asarray(done, dtype=self.history.dtype)

@@ -65,6 +65,11 @@ class _Progress:
                         file=self.stream, leave=True, **_terminal_shape(self.stream),
                         mininterval=0.2, smoothing=0.3)
 
+    def resume_at(self, done: int) -> None:
+        """Start counting from ``done`` epochs (a resumed run): the rate and the ETA count
+        only the epochs this call runs."""
+        self.bar.n = self.bar.last_print_n = self.bar.initial = done
+
     def show(self, done: int, cost: float) -> None:
         """``done`` epochs finished, the last with ``cost`` (a host float)."""
         self.bar.set_postfix_str(f"cost {cost:.6f}", refresh=False)
