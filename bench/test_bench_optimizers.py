@@ -60,12 +60,11 @@ CONTESTANTS = (
 
 def _xpopt_threads(n: int) -> str:
     """How many threads xpopt's NumPy update uses for ``n`` parameters, for the label."""
-    from xpopt.optim import base  # noqa: PLC0415
+    from xpopt.optim import placement  # noqa: PLC0415
 
-    threaded_min = getattr(base, "THREADED_MIN", None)
-    if threaded_min is None or n < threaded_min or not hasattr(base, "num_threads"):
+    if n < placement.THREADED_MIN:
         return ", 1 thread"
-    threads = base.num_threads()
+    threads = placement.num_threads()
     return f", {threads} thread{'s' * (threads > 1)}"
 
 

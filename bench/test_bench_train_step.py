@@ -7,7 +7,8 @@ Two networks:
 - ``[12288, 1024, 256, 1]`` at batch 1024, float32 (12.9M parameters): a step dominated by
   matrix products and the 12.9M-parameter update.
 
-Contestants: the course's code, xpopt on NumPy, PyTorch on the CPU, and on a GPU xpopt on
+Contestants: the course's code, xpopt on NumPy (``Optimizer.update``, and the bound step of
+``Optimizer.bind`` that ``xpopt.train`` runs), PyTorch on the CPU, and on a GPU xpopt on
 CuPy (fused Adam) and PyTorch on CUDA (``torch.optim.Adam(fused=True)``). The course's code is
 given float32 arrays for the large network and does what it does with them: its backward
 pass multiplies by ``np.int64(a_prev > 0)``, the gradients become float64, and after the first
@@ -26,12 +27,14 @@ import xpopt
 
 LR, BETA1, BETA2, EPS = 0.0007, 0.9, 0.999, 1e-8
 SMALL = ([2, 5, 2, 1], 64, numpy.float64)
-LARGE = ([256, 64, 16, 1], 64, numpy.float32) if harness.QUICK else ([12288, 1024, 256, 1], 1024, numpy.float32)
+LARGE = (([256, 64, 16, 1], 64, numpy.float32) if harness.QUICK
+         else ([12288, 1024, 256, 1], 1024, numpy.float32))
 NETWORKS = {"course-net": SMALL, "large-net": LARGE}
 
 CONTESTANTS = {
     "course-numpy": "course code (NumPy)",
     "xpopt-numpy": "xpopt (NumPy)",
+    "xpopt-numpy-bound": "xpopt (NumPy, bound step: Optimizer.bind, as train() runs it)",
     "torch-cpu": "PyTorch (CPU, autograd + torch.optim.Adam)",
     "xpopt-cupy": "xpopt (CuPy, fused Adam)",
     "torch-cuda": "PyTorch (CUDA, autograd + torch.optim.Adam(fused=True))",
@@ -76,12 +79,15 @@ def _xpopt_step(dims, X, Y, dtype, contestant):
     state = opt.init(params)
     grads = params.zeros_like(prefix="d")
     sync = harness.sync_for(contestant)
+    # the bound step validates once and only launches; update() checks its kept plan
+    update = (opt.bind(params, grads, state) if contestant.endswith("bound")
+              else lambda: opt.update(params, grads, state))
 
     def step():  # the inner loop of xpopt.train
         AL, caches = xpopt.forward_propagation(X, params)
         cost = xpopt.compute_cost(AL, Y)
         xpopt.backward_propagation(X, Y, caches, grads)
-        opt.update(params, grads, state)
+        update()
         sync()
         return cost
     return step
