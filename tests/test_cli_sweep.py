@@ -162,6 +162,17 @@ def test_bad_values_exit_2_before_any_training(capsys, no_training, args, messag
     assert captured.err.startswith("usage: xpopt sweep")
 
 
+def test_progress_bars_on_request(capsys):
+    assert cli.main(["sweep", "--optimizer", "adam,gd", "--learning-rate", "1e-3,1e-2",
+                     "--epochs", "6", "--record-every", "2", "--no-plots", "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "adam x2, best:" in err and "gd x2, best:" in err and err.count("6/6") == 2
+    assert cli.main(["sweep", "--epochs", "3", "--no-plots", "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+    with pytest.raises(SystemExit):
+        cli.main(["sweep", "--progress", "--no-progress"])
+
+
 # ------------------------------------------------------------------------ figures
 def test_figures_named_as_compares(capsys, tmp_path):
     pytest.importorskip("matplotlib", reason="figures need matplotlib (the plot extra)")

@@ -419,8 +419,9 @@ def test_a_stacked_run_continues_where_it_stopped(moons):
 def test_progress_line_on_stderr(moons, capsys):
     X, Y = moons
     run(X, Y, optimizer=["adam", "gd"], learning_rate=[0.01, 0.1], progress=True)
-    err = capsys.readouterr().err
-    assert "adam x2: epoch 0/6" in err and "gd x2: epoch 4/6" in err and err.endswith("\n")
+    err = capsys.readouterr().err  # train's bar, one per block, with the block's best cost
+    assert "adam x2, best:" in err and "gd x2, best:" in err and err.endswith("\n")
+    assert err.count("6/6") == 2 and "cost 0." in err
     run(X, Y, progress=False)
     assert capsys.readouterr().err == ""
 

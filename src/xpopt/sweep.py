@@ -44,7 +44,7 @@ from .experiment import final_cost as _final_cost
 from .experiment import resolve_decay
 from .network import accuracy as _accuracy
 from .network import host_initial_parameters, parameter_layout
-from .settings import check_seed
+from .settings import _Progress, check_seed
 from .stacked import StackedTrainer
 from .sweep_kernels import stacked_update
 from .sweep_result import SweepResult
@@ -119,16 +119,25 @@ def _prepare(models: list[dict]) -> list[dict]:
     return models
 
 
-def _progress(label: str, epochs: int, show: bool | None):
-    """An ``on_record`` callback drawing one line on stderr, or None."""
+def _progress(label: str, epochs: int, show: bool | None, done: int = 0):
+    """An ``on_record`` callback drawing the block's progress bar (``train``'s, with the
+    block's best recorded cost), or None; it has ``finish(trainer)`` for the end."""
     if not (show if show is not None else sys.stderr.isatty()):
         return None
+    bar = _Progress(epochs, label, initial=done)
+
+    def best(epoch: int, trainer) -> float:
+        return float(trainer.xp.min(trainer.history[epoch // trainer.record_every]))
 
     def draw(epoch: int, trainer) -> None:
-        best = float(trainer.xp.min(trainer.history[epoch // trainer.record_every]))
-        sys.stderr.write(f"\r{label}epoch {epoch}/{epochs}  best cost {best:.6f} ")
-        sys.stderr.flush()
+        bar.show(epoch + 1, best(epoch, trainer))
 
+    def finish(trainer) -> None:
+        if epochs > 0:
+            bar.show(epochs, best(epochs - 1, trainer))
+        bar.close()
+
+    draw.finish = finish
     return draw
 
 
@@ -260,7 +269,8 @@ def train_models(X, Y, plan: SweepPlan, indices: Sequence[int] | None = None, *,
             batch, shared=plan.shuffle == "shared")
         if store is not None:
             store.restore_current(b, trainer)
-        bar = _progress(f"{ms[0]['optimizer']} x{len(block)}: ", epochs, progress)
+        bar = _progress(f"{ms[0]['optimizer']} x{len(block)}, best", epochs, progress,
+                        trainer.epoch)
         update = None if on_cpu else stacked_update(trainer)
         while True:
             piece = None if store is None else checkpoint_every - trainer.epoch % checkpoint_every
@@ -270,7 +280,7 @@ def train_models(X, Y, plan: SweepPlan, indices: Sequence[int] | None = None, *,
                 break
             store.save_current(b, trainer)
         if bar is not None:
-            sys.stderr.write("\n")
+            bar.finish(trainer)
         for j, k in enumerate(block):
             found[k] = (trainer.parameters(j), history[:, j].tolist())
         if store is not None:

@@ -156,8 +156,10 @@ def add_parser(sub) -> None:
                    help="where to train (default: $XPOPT_BACKEND, else cpu)")
     r.add_argument("--strict", action="store_true",
                    help="exit with status 2 instead of falling back to the CPU")
-    r.add_argument("--progress", action="store_true",
-                   help="a progress line per block on stderr (default: when it is a terminal)")
+    bars = r.add_mutually_exclusive_group()
+    bars.add_argument("--progress", action="store_true",
+                      help="a progress bar per block on stderr (default: when it is a terminal)")
+    bars.add_argument("--no-progress", action="store_true", help="no progress bar")
     o = p.add_argument_group("output")
     o.add_argument("--sort", choices=("accuracy", "final_cost"), default=None,
                    help="best first by this metric (default: grid order)")
@@ -233,7 +235,7 @@ def sweep(args) -> int:
 
     comm = job_world()
     root = comm is None or comm.Get_rank() == 0
-    progress = True if args.progress else None
+    progress = True if args.progress else (False if args.no_progress else None)
     with _backend_context(args):
         X, Y = load_moons(dtype=numpy.dtype(args.dtype))
         if root:
