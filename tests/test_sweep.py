@@ -167,7 +167,7 @@ def test_blocks_change_nothing(moons):
     whole = run(X, Y, block_size=None, **kwargs)
     for size in (4, 1):  # blocks of 4 and 2; blocks of one (train's)
         blocks = run(X, Y, block_size=size, **kwargs)
-        for p, q in zip(whole.parameters, blocks.parameters):
+        for p, q in zip(whole.parameters, blocks.parameters, strict=True):
             assert numpy.array_equal(bits(p.flat), bits(q.flat))
         assert whole.costs == blocks.costs
 

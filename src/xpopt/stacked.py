@@ -25,7 +25,7 @@ The work buffers are allocated once. Model ``k`` ends bit for bit where ``train`
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy
 
@@ -121,8 +121,9 @@ class StackedTrainer:
         # Learning-rate schedules, one call per distinct (schedule, lr0, decay_rate) per epoch
         self.decaying = any(d is not None for d, _ in decays)
         configs, self.decay_index = {}, numpy.empty(K, numpy.intp)
-        for k, ((decay, rate), lr0) in enumerate(zip(decays, self.lr0)):
-            self.decay_index[k] = configs.setdefault((decay, float(rate), lr0, id(decay)), len(configs))
+        for k, ((decay, rate), lr0) in enumerate(zip(decays, self.lr0, strict=True)):
+            key = (decay, float(rate), lr0, id(decay))
+            self.decay_index[k] = configs.setdefault(key, len(configs))
         self.decay_configs = list(configs)
 
         # --- shuffles: each model's permutation gathered into (K, n_x, m) buffers
@@ -188,7 +189,8 @@ class StackedTrainer:
                     s = opt.scalars(opt.learning_rate, self.t + j + 1)
                     for n, name in enumerate(self.time_names):
                         host[n, j, r] = s[name]
-            per_model = host[:, :, self.rep_index].astype(self.dtype)[..., None]  # (names, nb, K, 1)
+            # (names, nb, K, 1)
+            per_model = host[:, :, self.rep_index].astype(self.dtype)[..., None]
             if self.xp is not numpy:
                 per_model = self.xp.asarray(per_model)  # one copy per epoch
             for j in range(nb):
@@ -239,8 +241,8 @@ class StackedTrainer:
             for i in range(start, end):
                 self.shuffler.shuffle(i)
                 scalars = self._epoch_scalars(nb)
-                for (Xb, XbT, Yb, ALb, A, AT, dZs, slopes, w), (fwd, dW, dA_), sc in zip(
-                        self.batches, self.products, scalars):
+                for (_, _, Yb, ALb, A, _, dZs, slopes, w), (fwd, dW, dA_), sc in zip(
+                        self.batches, self.products, scalars, strict=True):
                     # forward: LINEAR -> RELU (L-1 times) -> LINEAR -> SIGMOID, as network.py
                     for l in range(L):
                         Z = fwd[l]()  # W_l A_{l-1} into A_l (the last: into the epoch's outputs)

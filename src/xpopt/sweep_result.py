@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy
 
 __all__ = ["SweepResult"]
@@ -85,7 +86,7 @@ class SweepResult:
                   for i, h in enumerate(headers)]
 
         def line(cells):
-            return [c.rjust(w) for c, w in zip(cells, widths)]
+            return [c.rjust(w) for c, w in zip(cells, widths, strict=True)]
 
         if markdown:
             rule = ["-" * (w - 1) + ":" for w in widths]
