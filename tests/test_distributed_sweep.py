@@ -93,6 +93,18 @@ def test_train_distributed_prints_the_course_lines_once(tmp_path):
     assert "2 (mpi;" in proc.stdout and "train accuracy : 0.8900" in proc.stdout
 
 
+def test_train_distributed_writes_trains_figures(tmp_path):
+    pytest.importorskip("matplotlib", reason="figures need matplotlib (the plot extra)")
+    from xpopt.cli.output import BOUNDARY_FIGURE, COST_FIGURE  # noqa: PLC0415
+
+    proc = run(["train", "--distributed", "--epochs", "50", "--quiet", "--plot-dir", "figs"],
+               2, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == sorted(
+        [COST_FIGURE, BOUNDARY_FIGURE])  # the names xpopt train --plot-dir writes
+    assert proc.stdout.count("figures ") == 1
+
+
 def test_train_distributed_at_one_rank_is_train(tmp_path):
     one = run(["train", "--distributed", "--epochs", "200", "--print-every", "50",
                "--optimizer", "momentum", "--learning-rate", "0.01"], 1, tmp_path)

@@ -17,6 +17,7 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy
 
@@ -141,15 +142,12 @@ def _run(args, comm) -> int:
                  ("ranks", f"{result.size} ({result.engine}; all-reduce {100 * share:.0f}% "
                            f"of rank 0's time)"),
                  ("backend", effective)]
-        if args.plot_dir is not None:
-            from .. import plots  # noqa: PLC0415
+        if args.plot_dir is not None:  # xpopt train --plot-dir's figures, by its function
+            from ..cli.output import train_figures  # noqa: PLC0415
 
             args.plot_dir.mkdir(parents=True, exist_ok=True)
-            figures = (plots.plot_costs({args.optimizer: result.costs}, args.plot_dir / "cost.png",
-                                        learning_rate=args.learning_rate),
-                       plots.plot_decision_boundaries({args.optimizer: result.parameters}, X, Y,
-                                                      args.plot_dir / "decision_boundary.png",
-                                                      accuracies={args.optimizer: acc}))
+            row = SimpleNamespace(optimizer=args.optimizer, result=result, accuracy=acc)
+            figures = train_figures(row, args, X, Y)
             lines.append(("figures", ", ".join(map(str, figures))))
         width = max(len(k) for k, _ in lines)
         print()
