@@ -7,7 +7,8 @@ to the training loop; the update is the same.
 from __future__ import annotations
 
 from ..kernels import KernelSpec, register
-from .base import Optimizer, check_learning_rate, course_update
+from ..validation import check_learning_rate
+from .base import Optimizer, course_update
 
 # The rule, twice: the CUDA kernel (also compiled for the CPU) and its NumPy twin, the same
 # operations in the same order on the same names.

@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 from ..kernels import KernelSpec, register
-from .base import (
-    Optimizer,
-    check_beta,
-    check_epsilon,
-    check_learning_rate,
-    course_update,
-    hyperparameter,
-    zeros_state,
-)
+from ..validation import check_beta, check_epsilon, check_learning_rate
+from .base import Optimizer, course_update, hyperparameter, zeros_state
 
 # The rule, twice: the CUDA kernel (also compiled for the CPU) and its NumPy twin, the same
 # operations in the same order on the same names.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from .base import check_learning_rate
+from ..validation import check_learning_rate
 
 
 def _check(learning_rate0, epoch_num, decay_rate):
