@@ -36,7 +36,7 @@ def colour_shares(image: numpy.ndarray) -> dict[tuple, float]:
     """The fraction of pixels of each RGB colour (rounded to 8 bits)."""
     rgb = (image[..., :3] * 255).round().astype(int).reshape(-1, 3)
     colours, counts = numpy.unique(rgb, axis=0, return_counts=True)
-    return {tuple(c): n / len(rgb) for c, n in zip(colours, counts)}
+    return {tuple(c): n / len(rgb) for c, n in zip(colours, counts, strict=True)}
 
 
 def dominant(image) -> tuple:

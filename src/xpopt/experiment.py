@@ -12,7 +12,8 @@ import contextlib
 import functools
 import math
 import time
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy
 
@@ -243,7 +244,7 @@ def format_table(rows: Sequence[ComparisonRow], *, markdown: bool = False) -> st
     def line(cells, fill=" ") -> list[str]:
         # The name column reads left to right; numbers line up on the right.
         return [c.ljust(w, fill) if i == 0 else c.rjust(w, fill)
-                for i, (c, w) in enumerate(zip(cells, widths))]
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
 
     if markdown:
         rule = ["-" * widths[0]] + ["-" * (w - 1) + ":" for w in widths[1:]]

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy
 
@@ -202,7 +203,8 @@ def plot_decision_boundaries(parameters_by_name: Mapping[str, dict], X, Y, path,
     fig, axes = _figure(nrows, ncols, (5.0, 3.8))
     xx, yy, points = decision_grid(X)
     accuracies = dict(accuracies or {})
-    for ax, (name, parameters) in zip(axes.flat, parameters_by_name.items()):
+    # a grid may hold more cells than networks: the extra ones are hidden below
+    for ax, (name, parameters) in zip(axes.flat, parameters_by_name.items(), strict=False):
         params = to_host(parameters)
         if name not in accuracies:
             accuracies[name] = accuracy(X.astype(params["W1"].dtype, copy=False),

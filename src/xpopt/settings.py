@@ -22,9 +22,10 @@ def describe_schedule(decay, decay_rate) -> dict | None:
     if decay is None:
         return None
     func, keywords = decay, {}
-    if isinstance(func, functools.partial):
-        func, keywords = func.func, {k: repr(v) for k, v in func.keywords.items()}
-    name = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', type(func).__name__)}"
+    if isinstance(decay, functools.partial):
+        func, keywords = decay.func, {k: repr(v) for k, v in decay.keywords.items()}
+    qualname = getattr(func, "__qualname__", type(func).__name__)
+    name = f"{getattr(func, '__module__', '?')}.{qualname}"
     return {"decay": name, "keywords": keywords, "decay_rate": float(decay_rate)}
 
 
@@ -167,13 +168,14 @@ def check_settings(*, num_epochs, mini_batch_size, seed, print_every=1000, recor
     """
     from .checkpoint import check_writable  # noqa: PLC0415
 
-    out = {"num_epochs": _count("num_epochs", num_epochs, 0),
+    epochs = _count("num_epochs", num_epochs, 0)
+    out: dict[str, int | None] = {"num_epochs": epochs,
            "mini_batch_size": _count("mini_batch_size", mini_batch_size, 1),
            "print_every": _count("print_every", print_every, 1),
            "record_every": _count("record_every", record_every, 1),
            "checkpoint_every": _count("checkpoint_every", checkpoint_every, 1),
            "stop_after": None if stop_after is None else _count("stop_after", stop_after, 0)}
-    out["seed"] = check_seed(seed, out["num_epochs"])
+    out["seed"] = check_seed(seed, epochs)
     if checkpoint is not None:
         check_writable(checkpoint)
     return out

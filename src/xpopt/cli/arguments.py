@@ -72,7 +72,8 @@ def _optimizer_names(text: str) -> list[str]:
     bad = [n for n in names if n not in OPTIMIZERS]
     if bad or not names:
         raise argparse.ArgumentTypeError(
-            f"invalid optimizer {', '.join(bad) or repr(text)} (choose from {', '.join(OPTIMIZERS)})")
+            f"invalid optimizer {', '.join(bad) or repr(text)} "
+            f"(choose from {', '.join(OPTIMIZERS)})")
     return names
 
 

@@ -13,8 +13,17 @@ from .. import backend, experiment, plots
 from ..checkpoint import CheckpointError
 from ..data import load_moons
 from ..train import check_settings
-from .output import (BOUNDARY_FIGURE, COST_FIGURE, decay_text, device_line, divergence, info_lines,
-                     print_summary, train_figures, write_figures)
+from .output import (
+    BOUNDARY_FIGURE,
+    COST_FIGURE,
+    decay_text,
+    device_line,
+    divergence,
+    info_lines,
+    print_summary,
+    train_figures,
+    write_figures,
+)
 
 COURSE_LR, DECAY_LR = 0.0007, 0.1  # the notebook's rate, and its decay section's
 
@@ -138,8 +147,8 @@ def train(args) -> int:
             figures = train_figures(row, args, X, Y)
         except OSError as exc:  # the summary is printed all the same
             failed = f"xpopt: cannot write the figures into {args.plot_dir}: {exc}"
-    print_summary(row, args, m=X.shape[1], ran=row.result.epochs - row.result.start_epoch, device=device,
-                   figures=figures)
+    ran = row.result.epochs - row.result.start_epoch
+    print_summary(row, args, m=X.shape[1], ran=ran, device=device, figures=figures)
     if failed:
         print(failed, file=sys.stderr)
         return 1
