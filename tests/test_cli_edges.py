@@ -175,6 +175,20 @@ def test_good_environment_values_pass(name, value):
     settings.check_environment({name: value})
 
 
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """``xpopt info | head -1``: stdout's reader is gone before xpopt writes."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XPOPT_")}
+    with subprocess.Popen([sys.executable, "-m", "xpopt", "info"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, env=env) as process:
+        process.stdout.close()  # before the interpreter has even started
+        err = process.stderr.read().decode()
+        status = process.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert status in (0, 141)  # 0 only if the pipe took the output before the close
+
+
 # ------------------------------------------------------------------- output paths
 def test_compare_out_an_existing_file_exits_2_before_training(capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(experiment, "run_comparison", None)  # training would be a TypeError

@@ -6,11 +6,13 @@ cannot use for every epoch; a checkpoint path or figure folder where nothing can
 an existing file included; ``--strict`` with a backend that cannot be used; figures asked for
 without matplotlib), found before any training; 1 when a checkpoint cannot be used for the
 run, when training diverged (final cost not finite) or the figures could not be written
-after training (the summary is printed first); 130 when interrupted.
+after training (the summary is printed first); 130 when interrupted; 141 when the reader of
+stdout goes away (``xpopt info | head -1``), without a traceback.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -61,3 +63,8 @@ def main(argv=None) -> int:
             # A checkpointed run keeps its last save; say so instead of a traceback.
             print("\nxpopt: interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:
+            # stdout's reader left (`xpopt info | head -1`): stop quietly, as `cat` does;
+            # stdout goes to devnull so that the interpreter's final flush does not fail.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
