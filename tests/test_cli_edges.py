@@ -311,6 +311,42 @@ def test_the_bar_is_drawn_only_at_recorded_epochs(monkeypatch):
     assert made == [250]
 
 
+def test_the_bar_is_on_by_default_on_a_terminal_only(monkeypatch):
+    from xpopt import run
+
+    made = []
+
+    class Recorder:
+        def __init__(self, total, label="", stream=None, initial=0):
+            made.append(total)
+
+        def show(self, done, cost):
+            pass
+
+        def close(self):
+            pass
+
+    class Terminal:
+        def __init__(self, tty):
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+        def write(self, text):
+            pass
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(run, "_Progress", Recorder)
+    X, Y = xpopt.load_moons()
+    for tty, epochs in ((False, 3), (True, 4)):
+        monkeypatch.setattr(sys, "stderr", Terminal(tty))
+        xpopt.train(X, Y, [2, 5, 2, 1], xpopt.make_optimizer("gd"), num_epochs=epochs)
+    assert made == [4]
+
+
 def test_a_resumed_runs_bar_counts_from_the_checkpoint(monkeypatch, tmp_path):
     from xpopt import run
 

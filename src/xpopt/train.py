@@ -53,7 +53,7 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
           mini_batch_size: int = 64, num_epochs: int = 5000, seed: int = 10,
           decay: Callable[[float, int, float], float] | None = None, decay_rate: float = 1,
           print_cost: bool = False, print_every: int = 1000, record_every: int = 100,
-          progress: bool | None = False, progress_label: str = "",
+          progress: bool | None = None, progress_label: str = "",
           checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1000,
           resume: bool = False, stop_after: int | None = None) -> TrainResult:
     """Train a network with mini-batches, as the course's loop does, on the data's device.
@@ -89,7 +89,8 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
     record_every : int
         Record ``cost_avg`` every this many epochs.
     progress : bool or None
-        A progress bar on stderr; None: only when stderr is a terminal.
+        A tqdm progress bar on stderr (ETA, rate, the cost), drawn at recorded epochs only;
+        None (the default): only when stderr is a terminal; False: never.
     checkpoint : path, optional
         Save a checkpoint there every ``checkpoint_every`` epochs and at the end (atomic).
     resume : bool
