@@ -71,6 +71,6 @@ def address(array: numpy.ndarray) -> int:
     ``ctypes``.
     """
     try:
-        return ctypes.addressof(ctypes.c_char.from_buffer(array))
+        return ctypes.addressof(ctypes.c_char.from_buffer(array))  # type: ignore[arg-type]
     except (TypeError, ValueError, BufferError):  # read-only, or empty
         return array.ctypes.data

@@ -30,11 +30,12 @@ from __future__ import annotations
 import functools
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 __all__ = [
     "KernelSpec", "SPECS", "register", "get_kernel", "launch", "HOST_TYPES", "host_c_source",
     "host_function_name",
-    "GD", "MOMENTUM", "RMSPROP", "ADAM",  # noqa: F822 (the registry's entries, by __getattr__)
+    "GD", "MOMENTUM", "RMSPROP", "ADAM",  # the registry's entries, by __getattr__
 ]
 
 
@@ -86,6 +87,11 @@ SPECS: dict[str, KernelSpec] = {}
 
 # The rules' specs by their old names here (``xpopt.kernels.ADAM``, ...): aliases of the
 # registry's entries, looked up when asked for.
+if TYPE_CHECKING:
+    GD: KernelSpec
+    MOMENTUM: KernelSpec
+    RMSPROP: KernelSpec
+    ADAM: KernelSpec
 _BY_NAME = {"GD": "xpopt_gd", "MOMENTUM": "xpopt_momentum", "RMSPROP": "xpopt_rmsprop",
             "ADAM": "xpopt_adam"}
 

@@ -448,7 +448,8 @@ def check_new_grads(grads: dict, plan) -> list | None:
     if plan.written is None or type(grads) is not type(old) or any(grads is d for d in plan.dicts):
         return None
     if plan.packed:
-        if not (grads.packed and (grads.layout is old.layout or grads.layout == old.layout)):
+        if not (isinstance(grads, FlatDict) and isinstance(old, FlatDict) and grads.packed
+                and (grads.layout is old.layout or grads.layout == old.layout)):
             return None
         arrays = [grads.flat]
     else:

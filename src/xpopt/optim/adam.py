@@ -67,6 +67,9 @@ class Adam(Optimizer):
     spec = SPEC
     rule = adam_rule
     slots = ("v", "s")
+    _beta1: float
+    _beta2: float
+    _epsilon: float
     beta1 = hyperparameter("beta1", lambda value: check_beta(value, 'beta1'))
     beta2 = hyperparameter("beta2", lambda value: check_beta(value, 'beta2'))
     epsilon = hyperparameter("epsilon", lambda value: check_epsilon(value))

@@ -98,8 +98,9 @@ def _state_slot(name: str) -> property:
     return property(get, set)
 
 
-OptimizerState.v = _state_slot("v")  # after @dataclass: its __init__ assigns through these
-OptimizerState.s = _state_slot("s")
+# after @dataclass: its __init__ assigns through these
+OptimizerState.v = _state_slot("v")  # type: ignore[assignment]
+OptimizerState.s = _state_slot("s")  # type: ignore[assignment]
 
 
 def hyperparameter(name: str, check: Callable[[Any], float]) -> property:
@@ -131,6 +132,8 @@ class Optimizer:
     spec: kernels.KernelSpec
     rule: Rule
     slots: tuple[str, ...] = ()
+    _learning_rate: float
+    _version: int
     learning_rate = hyperparameter("learning_rate", check_learning_rate)
 
     def __init__(self, learning_rate: float, *, fused: bool = True):
@@ -144,7 +147,8 @@ class Optimizer:
 
     def init(self, parameters: dict) -> OptimizerState:
         """Zero state for ``parameters`` (on their device, of their dtype)."""
-        return OptimizerState(**{slot: zeros_state(parameters) for slot in self.slots})
+        zeros = {slot: zeros_state(parameters) for slot in self.slots}
+        return OptimizerState(**zeros)  # type: ignore[arg-type]
 
     def _plan(self, parameters, grads, state: OptimizerState) -> UpdatePlan:
         """A validated plan of ``state``'s slots now; the scalars are checked in the arrays'

@@ -39,6 +39,7 @@ class Momentum(Optimizer):
     spec = SPEC
     rule = momentum_rule
     slots = ("v",)
+    _beta: float
     beta = hyperparameter("beta", lambda value: check_beta(value, 'beta'))
 
     def __init__(self, learning_rate: float = 0.0007, beta: float = 0.9, *, fused: bool = True):

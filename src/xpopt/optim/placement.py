@@ -54,7 +54,7 @@ class Scratch:
         return buf[0, :n], buf[1, :n]
 
 
-def groups(parameters: dict, named: dict[str, dict], packed: bool) -> list[dict[str, Any]]:
+def groups(parameters: Any, named: dict[str, Any], packed: bool) -> list[dict[str, Any]]:
     """The arrays updated together: ``{"param": ..., "grad": ..., "v": ...}`` each; one group
     of whole buffers when ``packed``, else one per parameter (``named``: role -> dict)."""
     if packed:
@@ -85,7 +85,7 @@ def _cut(arrays: list[dict], size: Callable[[int], int], workers: int) -> list[l
     """Pieces ``(group, lo, hi)`` of ``size(n)`` elements, dealt out to at most ``workers``
     parts in order; a group holding a strided (non-contiguous) array is one whole piece
     ``(group, None, None)``."""
-    pieces = []
+    pieces: list[tuple[int, int | None, int | None]] = []
     for g, group in enumerate(arrays):
         if not all(a.flags.c_contiguous for a in group.values()):
             pieces.append((g, None, None))
@@ -124,6 +124,15 @@ class _PieceRunner:
         self.calls = [[self._call(args) for *_, args in part] for part in self.pieces]
         # the common case, one piece: run is that call itself
         self.run = self.calls[0][0] if sum(map(len, self.calls)) == 1 else self._run_all
+
+    def _arguments(self, g: int, lo, hi, worker: int) -> Any:
+        raise NotImplementedError  # what a piece's call reads: a list, or lists
+
+    def _call(self, args) -> Callable[[dict], None]:
+        raise NotImplementedError
+
+    def _regrad(self, args, grad, lo, hi) -> None:
+        raise NotImplementedError  # put the piece of ``grad`` where the call reads it
 
     def _run_all(self, scalars: dict) -> None:
         if len(self.calls) == 1:

@@ -62,7 +62,8 @@ class UpdatePlan:
         self.written = written_roots(self.arrays)  # for check_new_grads
         self.written_arrays = [a for g in self.arrays for r, a in g.items() if r != "grad"]
         self.grad_keys = ["d" + k for k in parameters]
-        self.checked = None  # the hyperparameters last checked in dtype (course functions)
+        self.checked: tuple | None = None  # hyperparameters last checked in dtype (course)
+        self.checked_version = -1  # Optimizer._version last checked in dtype (objects)
         self._snapshot()
 
     def _snapshot(self) -> None:

@@ -44,6 +44,8 @@ class RMSprop(Optimizer):
     spec = SPEC
     rule = rmsprop_rule
     slots = ("s",)
+    _beta2: float
+    _epsilon: float
     beta2 = hyperparameter("beta2", lambda value: check_beta(value, 'beta2'))
     epsilon = hyperparameter("epsilon", lambda value: check_epsilon(value))
 
