@@ -1,13 +1,11 @@
 """The optimizer front: :class:`Optimizer` and its state, and the course functions' shared call.
 
-An update rule lives in its own module (``gd.py``, ``momentum.py``, ``rmsprop.py``,
-``adam.py``): its kernel spec and its NumPy twin side by side, its scalars, its optimizer
-class and its course-named function. What they share is here. Every update runs through an
-:class:`~xpopt.optim.plan.UpdatePlan`: validated once (:mod:`xpopt.validation`), placed once
-(:mod:`xpopt.optim.placement`: the CuPy kernel, the compiled CPU kernel or the NumPy twin),
-then reused while the same dicts come back. :class:`Optimizer` keeps its plan in the state,
-:meth:`Optimizer.bind` hands a training loop a step that only launches, and the course-named
-functions keep theirs in :data:`~xpopt.optim.plan.course_plans` (:func:`course_update`).
+A rule's module (``gd.py``, ``momentum.py``, ``rmsprop.py``, ``adam.py``) holds its kernel
+spec beside its NumPy twin, its scalars, its optimizer class and its course-named function.
+Every update runs an :class:`~xpopt.optim.plan.UpdatePlan` (validated once, placed once),
+reused while the same dicts come back: kept in the state by :class:`Optimizer`, in a bound
+step by :meth:`Optimizer.bind`, in :data:`~xpopt.optim.plan.course_plans` by the course-named
+functions (:func:`course_update`).
 """
 
 from __future__ import annotations
@@ -83,40 +81,38 @@ class OptimizerState:
     plan: UpdatePlan | None = field(default=None, repr=False, compare=False)
 
 
-def _state_slot(name: str) -> property:
-    """``OptimizerState.v`` / ``.s``: replacing the dict counts as a rebinding (flat.EDITS),
-    so that a bound step looks again."""
+def _watched(name: str, check: Callable[[Any], Any], changed: Callable[[Any], None],
+             doc: str | None = None) -> property:
+    """An attribute stored as ``_name``: ``check(value)`` on every assignment (the previous
+    value stays on error), then ``changed(owner)``."""
     private = "_" + name
 
-    def get(self):
-        return getattr(self, private)
-
     def set(self, value):
-        object.__setattr__(self, private, value)
-        EDITS[0] += 1
+        setattr(self, private, check(value))
+        changed(self)
 
-    return property(get, set)
+    return property(operator.attrgetter(private), set, doc=doc)
 
 
-# after @dataclass: its __init__ assigns through these
-OptimizerState.v = _state_slot("v")  # type: ignore[assignment]
-OptimizerState.s = _state_slot("s")  # type: ignore[assignment]
+def _rebound(state) -> None:
+    EDITS[0] += 1
+
+
+# OptimizerState.v / .s: replacing the dict counts as a rebinding (flat.EDITS), so that a
+# bound step looks again. Set after @dataclass: its __init__ assigns through these.
+OptimizerState.v = _watched("v", lambda d: d, _rebound)  # type: ignore[assignment]
+OptimizerState.s = _watched("s", lambda d: d, _rebound)  # type: ignore[assignment]
+
+
+def _new_version(optimizer) -> None:
+    optimizer._version += 1
 
 
 def hyperparameter(name: str, check: Callable[[Any], float]) -> property:
     """A validated hyperparameter attribute: ``check(value)`` on every assignment (the
     previous value stays on error); a change makes the next step re-check the scalars in
     the arrays' dtype."""
-    private = "_" + name
-
-    def get(self):
-        return getattr(self, private)
-
-    def set(self, value):
-        setattr(self, private, check(value))
-        self._version += 1
-
-    return property(get, set, doc=f"``{name}``, validated when set.")
+    return _watched(name, check, _new_version, doc=f"``{name}``, validated when set.")
 
 
 class Optimizer:
@@ -183,10 +179,7 @@ class Optimizer:
         learning_rate : float, optional
             This step's learning rate; defaults to ``self.learning_rate``.
         """
-        if learning_rate is None:
-            lr = self._learning_rate
-        else:
-            lr = check_learning_rate(learning_rate)
+        lr = self._learning_rate if learning_rate is None else check_learning_rate(learning_rate)
         t = state.t + 1
         plan = state.plan
         if (plan is None or plan.requested_fused != self.fused
