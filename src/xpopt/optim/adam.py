@@ -62,7 +62,11 @@ def adam_scalars(learning_rate: float, beta1: float, beta2: float, epsilon: floa
 
 
 class Adam(Optimizer):
-    """Adam. ``Adam(learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8, fused=True)``."""
+    """Adam. ``Adam(learning_rate=0.0007, beta1=0.9, beta2=0.999, epsilon=1e-8, fused=True)``.
+
+    The default ``learning_rate=0.0007`` is the course's ``model()`` default, the same for every
+    optimizer object (the course function ``update_parameters_with_adam`` keeps its own 0.01).
+    """
 
     spec = SPEC
     rule = adam_rule
@@ -74,7 +78,7 @@ class Adam(Optimizer):
     beta2 = hyperparameter("beta2", lambda value: check_beta(value, 'beta2'))
     epsilon = hyperparameter("epsilon", lambda value: check_epsilon(value))
 
-    def __init__(self, learning_rate: float = 0.01, beta1: float = 0.9, beta2: float = 0.999,
+    def __init__(self, learning_rate: float = 0.0007, beta1: float = 0.9, beta2: float = 0.999,
                  epsilon: float = 1e-8, *, fused: bool = True):
         super().__init__(learning_rate, fused=fused)
         self.beta1 = beta1

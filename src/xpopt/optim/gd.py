@@ -32,11 +32,18 @@ def gd_scalars(learning_rate: float, t: int = 1) -> dict[str, float]:
 
 
 class GD(Optimizer):
-    """Gradient descent. ``GD(learning_rate, fused=True)``."""
+    """Gradient descent. ``GD(learning_rate=0.0007, fused=True)``.
+
+    The default ``learning_rate=0.0007`` is the course's ``model()`` default, the same for every
+    optimizer object (the course function ``update_parameters_with_adam`` keeps its own 0.01).
+    """
 
     spec = SPEC
     rule = gd_rule
     slots = ()
+
+    def __init__(self, learning_rate: float = 0.0007, *, fused: bool = True):
+        super().__init__(learning_rate, fused=fused)
 
     def scalars(self, learning_rate, t):
         return {"lr": learning_rate}  # gd_scalars, inlined: per step

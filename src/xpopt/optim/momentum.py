@@ -34,7 +34,11 @@ def momentum_scalars(learning_rate: float, beta: float, t: int = 1) -> dict[str,
 
 
 class Momentum(Optimizer):
-    """Gradient descent with momentum. ``Momentum(learning_rate, beta=0.9, fused=True)``."""
+    """Gradient descent with momentum. ``Momentum(learning_rate=0.0007, beta=0.9, fused=True)``.
+
+    The default ``learning_rate=0.0007`` is the course's ``model()`` default, the same for every
+    optimizer object (the course function ``update_parameters_with_adam`` keeps its own 0.01).
+    """
 
     spec = SPEC
     rule = momentum_rule

@@ -39,7 +39,11 @@ def rmsprop_scalars(learning_rate: float, beta2: float, epsilon: float,
 
 
 class RMSprop(Optimizer):
-    """RMSprop. ``RMSprop(learning_rate, beta2=0.999, epsilon=1e-8, fused=True)``."""
+    """RMSprop. ``RMSprop(learning_rate=0.0007, beta2=0.999, epsilon=1e-8, fused=True)``.
+
+    The default ``learning_rate=0.0007`` is the course's ``model()`` default, the same for every
+    optimizer object (the course function ``update_parameters_with_adam`` keeps its own 0.01).
+    """
 
     spec = SPEC
     rule = rmsprop_rule
@@ -49,7 +53,7 @@ class RMSprop(Optimizer):
     beta2 = hyperparameter("beta2", lambda value: check_beta(value, 'beta2'))
     epsilon = hyperparameter("epsilon", lambda value: check_epsilon(value))
 
-    def __init__(self, learning_rate: float = 0.01, beta2: float = 0.999, epsilon: float = 1e-8,
+    def __init__(self, learning_rate: float = 0.0007, beta2: float = 0.999, epsilon: float = 1e-8,
                  *, fused: bool = True):
         super().__init__(learning_rate, fused=fused)
         self.beta2 = beta2
