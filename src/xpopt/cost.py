@@ -28,8 +28,12 @@ def _clip_bounds(dtype, on_device: bool = False) -> tuple[float, float]:
     return float(smallest), float(1 - numpy.finfo(dtype).epsneg)
 
 
-def compute_cost(AL, Y):
+def compute_cost(AL, Y, *, output: str = "sigmoid"):
     """The course's cross-entropy, SUMMED over the batch (the training loop divides by m).
+
+    With ``output="softmax"``: the categorical cross-entropy ``-sum_i log(AL[y_i, i])`` of
+    :func:`xpopt.softmax.softmax_cost` (class labels (1, m) or (m,), or one-hot (n_L, m),
+    checked: one read back on the GPU). The rest of this page is the sigmoid's.
 
     ``sum(-log(a) * Y - log(1 - a) * (1 - Y))``, with ``a`` clipped into
     ``[s, 1 - eps/2]`` of its dtype (``s`` the least positive subnormal, ``1 - eps/2`` the
@@ -45,15 +49,26 @@ def compute_cost(AL, Y):
         Probabilities from :func:`forward_propagation`.
     Y : ndarray of shape (1, m)
         Labels 0 or 1.
+    output : {"sigmoid", "softmax"}
+        The output layer that gave ``AL``.
 
     Returns
     -------
     ndarray of shape ()
         On the arrays' device; reading it (``float(cost)``) is the only synchronisation.
     """
+    if output != "sigmoid":
+        from .network import check_output  # noqa: PLC0415
+        from .softmax import softmax_cost  # noqa: PLC0415
+
+        check_output(output)
+        return softmax_cost(AL, Y)
     xp = get_xp(AL, Y)
     if AL.shape != Y.shape:
-        raise ValueError(f"AL and Y must have the same shape, got {AL.shape} and {Y.shape}")
+        labels = (1, AL.shape[1]), (AL.shape[1],)
+        hint = (" (class labels of a softmax output: pass output='softmax')"
+                if AL.ndim == 2 and AL.shape[0] > 1 and Y.shape in labels else "")
+        raise ValueError(f"AL and Y must have the same shape, got {AL.shape} and {Y.shape}{hint}")
     logprobs = _logprobs(xp, AL, Y)
     total = numpy.add.reduce(logprobs, axis=None) if xp is numpy else xp.sum(logprobs)
     return xp.asarray(total)

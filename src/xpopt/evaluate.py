@@ -13,28 +13,56 @@ from . import network
 from .backend import get_xp, to_host
 from .cost import compute_cost
 from .flat import FlatDict
+from .softmax import class_labels, predict_classes
 
 __all__ = ["accuracy", "gradient_check", "predict"]
 
 
-def predict(X, parameters: dict):
-    """Labels: 1 where the network's output is strictly above 0.5, else 0.
+def predict(X, parameters: dict, *, output: str = "sigmoid", probabilities: bool = False):
+    """Labels: 1 where the network's output is strictly above 0.5, else 0; for a softmax
+    output, the most probable class of each example.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_x, m)
+    parameters : dict
+    output : {"sigmoid", "softmax"}
+    probabilities : bool
+        Return the network's output ``AL`` (n_L, m) instead: the sigmoid's probabilities,
+        or the softmax's class probabilities (each column summing to 1).
 
     Returns
     -------
     ndarray of shape (1, m), dtype int64
+        0 / 1 (sigmoid: ``(n_L, m)`` with several output units), or class indices 0..n_L-1
+        (softmax).
     """
-    AL, _ = network.forward_propagation(X, parameters)
+    AL, _ = network.forward_propagation(X, parameters, output=output)
+    if probabilities:
+        return AL
+    if output == "softmax":
+        return predict_classes(AL)
     return (AL > 0.5).astype(numpy.int64)
 
 
-def accuracy(X, Y, parameters: dict) -> float:
-    """The fraction of examples where :func:`predict` equals ``Y`` (read to the host).
+def accuracy(X, Y, parameters: dict, *, output: str = "sigmoid") -> float:
+    """The fraction of examples classified right (read to the host).
 
-    ``Y`` must have the predictions' shape (n_L, m): ValueError otherwise (a (m,), (m, 1)
-    or (1, 1) ``Y`` would broadcast into a meaningless fraction).
+    One output unit: where :func:`predict` equals ``Y`` (labels (1, m) 0 / 1; ValueError for
+    another shape: a (m,), (m, 1) or (1, 1) ``Y`` would broadcast into a meaningless
+    fraction). Several output units (softmax or sigmoid): the most probable class (argmax of
+    the outputs) against the true class, from class labels (1, m) or (m,) or one-hot labels
+    (n_L, m), checked (:func:`xpopt.softmax.check_labels`) -- one figure per example, never
+    one per output unit.
     """
-    p = predict(X, parameters)
+    AL, _ = network.forward_propagation(X, parameters, output=output)
+    if AL.shape[0] > 1:
+        truth = class_labels(Y, AL.shape[0])
+        if truth.shape[1] != AL.shape[1]:
+            raise ValueError(f"Y has {truth.shape[1]} examples, X has {AL.shape[1]}")
+        xp = get_xp(AL, truth)
+        return float(xp.mean(predict_classes(AL) == truth))
+    p = (AL > 0.5).astype(numpy.int64)
     xp = get_xp(p, Y)
     if tuple(Y.shape) != tuple(p.shape):
         raise ValueError(f"Y must have the shape of the predictions {tuple(p.shape)}, "
@@ -42,7 +70,8 @@ def accuracy(X, Y, parameters: dict) -> float:
     return float(xp.mean(p == Y))
 
 
-def gradient_check(parameters: dict, X, Y, epsilon: float = 1e-7) -> float:
+def gradient_check(parameters: dict, X, Y, epsilon: float = 1e-7, *,
+                   output: str = "sigmoid") -> float:
     """Relative difference between backward's gradients and centred differences.
 
     ``||grad - approx|| / (||grad|| + ||approx||)`` with
@@ -62,7 +91,9 @@ def gradient_check(parameters: dict, X, Y, epsilon: float = 1e-7) -> float:
     parameters : dict
     X : ndarray of shape (n_x, m)
     Y : ndarray of shape (1, m)
+        Or, for a softmax output, class labels or one-hot labels.
     epsilon : float
+    output : {"sigmoid", "softmax"}
 
     Returns
     -------
@@ -70,19 +101,20 @@ def gradient_check(parameters: dict, X, Y, epsilon: float = 1e-7) -> float:
     """
     if not (isinstance(epsilon, numbers.Real) and epsilon > 0):
         raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
-    AL, caches = network.forward_propagation(X, parameters)
-    grads = to_host(network.backward_propagation(X, Y, caches))
+    AL, caches = network.forward_propagation(X, parameters, output=output)
+    grads = to_host(network.backward_propagation(X, Y, caches, output=output))
 
     host = FlatDict.pack({k: to_host(v).astype(numpy.float64) for k, v in parameters.items()})
     # gradients paired with the parameters BY KEY: the parameters may come in any key order
     grad = numpy.concatenate([numpy.asarray(grads["d" + k], dtype=numpy.float64).reshape(-1)
                               for k, _ in host.layout])
     X64 = to_host(X).astype(numpy.float64)
-    Y64 = to_host(Y).astype(numpy.float64)
+    Y64 = to_host(Y) if output == "softmax" else to_host(Y).astype(numpy.float64)
     m = X64.shape[1]
 
     def J() -> float:
-        return float(compute_cost(network.forward_propagation(X64, host)[0], Y64)) / m
+        AL = network.forward_propagation(X64, host, output=output)[0]
+        return float(compute_cost(AL, Y64, output=output)) / m
 
     approx = numpy.empty_like(host.flat)
     for i in range(host.flat.size):

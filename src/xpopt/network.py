@@ -27,7 +27,8 @@ from .layout import (  # noqa: F401 (re-exported)
 )
 
 __all__ = [
-    "Caches", "Workspace", "accuracy", "backward_propagation", "compute_cost", "epoch_cost",
+    "Caches", "OUTPUTS", "Workspace", "check_output",
+    "accuracy", "backward_propagation", "compute_cost", "epoch_cost",
     "forward_propagation",
     "gradient_check", "initialize_parameters", "predict",
 ]
@@ -86,8 +87,19 @@ class Caches(NamedTuple):
     parameters: dict
     workspace: Any = None
 
-def forward_propagation(X, parameters: dict, workspace: Workspace | None = None) -> tuple[Any, Caches]:
-    """LINEAR -> RELU for layers 1..L-1, LINEAR -> SIGMOID for layer L.
+OUTPUTS = ("sigmoid", "softmax")
+
+
+def check_output(output) -> str:
+    """``output`` if it names an output layer (``"sigmoid"`` or ``"softmax"``), else ValueError."""
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    return output
+
+
+def forward_propagation(X, parameters: dict, workspace: Workspace | None = None, *,
+                        output: str = "sigmoid") -> tuple[Any, Caches]:
+    """LINEAR -> RELU for layers 1..L-1, LINEAR -> SIGMOID (or SOFTMAX) for layer L.
 
     Parameters
     ----------
@@ -96,13 +108,19 @@ def forward_propagation(X, parameters: dict, workspace: Workspace | None = None)
         ``W_l`` of shape (n_l, n_{l-1}), ``b_l`` of shape (n_l, 1); same module and dtype as X.
     workspace : Workspace, optional
         Buffers to compute into (built for these parameters and this ``m``), for loops.
+    output : {"sigmoid", "softmax"}
+        The last layer's activation: the course's sigmoid (one probability per output
+        unit), or a softmax over the ``n_L >= 2`` output units (class probabilities, each
+        column summing to 1; numerically stable, see :func:`xpopt.softmax.softmax`).
 
     Returns
     -------
     AL : ndarray of shape (n_L, m)
-        ``sigmoid(W_L A_{L-1} + b_L)``.
+        ``sigmoid(W_L A_{L-1} + b_L)`` or ``softmax(W_L A_{L-1} + b_L)``.
     caches : Caches
     """
+    if output != "sigmoid":
+        check_output(output)
     if workspace is None:
         plan = plan_for(parameters)
         Ws, bs = plan.Ws, plan.bs
@@ -128,6 +146,11 @@ def forward_propagation(X, parameters: dict, workspace: Workspace | None = None)
         # float scalars (0.0, 1.0: the same values as the course's 0 and 1) dispatch faster
         if l < L - 1:
             xp.maximum(Z, 0.0, out=Z)  # relu(z) = maximum(0, z)
+        elif output == "softmax":
+            if Z.shape[0] < 2:
+                raise ValueError("a softmax output needs at least 2 output units; for one "
+                                 "output unit use output='sigmoid'")
+            softmax(Z, out=Z)
         else:  # sigmoid(z) = 1 / (1 + exp(-z)), in place
             xp.negative(Z, out=Z)
             if xp is numpy and workspace is None:
@@ -141,22 +164,29 @@ def forward_propagation(X, parameters: dict, workspace: Workspace | None = None)
         activations.append(A)
     return A, Caches(tuple(activations), parameters, workspace)
 
-def backward_propagation(X, Y, caches: Caches, grads: FlatDict | None = None) -> FlatDict:
+def backward_propagation(X, Y, caches: Caches, grads: FlatDict | None = None, *,
+                         output: str = "sigmoid") -> FlatDict:
     """Gradients of the MEAN cost over the batch with respect to every parameter.
 
-    ``dz_L = (a_L - Y) / m``; ``dW_l = dz_l a_{l-1}^T``; ``db_l = sum(dz_l, axis=1)``;
+    ``dz_L = (a_L - Y) / m`` (with ``output="softmax"``, ``Y`` one-hot);
+    ``dW_l = dz_l a_{l-1}^T``; ``db_l = sum(dz_l, axis=1)``;
     ``dz_{l-1} = (W_l^T dz_l) * (a_{l-1} > 0)``.
 
     Parameters
     ----------
     X : ndarray of shape (n_x, m)
-    Y : ndarray of shape (1, m)
+    Y : ndarray of shape (n_L, m)
+        Labels 0 / 1 for the sigmoid. For the softmax: class labels of shape (1, m) or
+        (m,), or one-hot labels (n_L, m), checked (one read back on the GPU; see
+        :func:`xpopt.softmax.check_labels`).
     caches : Caches
         From :func:`forward_propagation` on this ``X`` (with its workspace, if it had one:
         then the temporaries and the gradients live there too).
     grads : FlatDict, optional
         A gradient buffer to write into (``dW1, db1, ...``), reused between steps; a new one
         when None (and no workspace).
+    output : {"sigmoid", "softmax"}
+        The output layer the forward pass used.
 
     Returns
     -------
@@ -166,9 +196,15 @@ def backward_propagation(X, Y, caches: Caches, grads: FlatDict | None = None) ->
     activations, parameters, ws = caches
     L = len(activations) - 1
     AL = activations[-1]
+    if output != "sigmoid":
+        check_output(output)
+        check_labels(Y, AL.shape[0], AL.shape[1])  # before any write
+        Y = one_hot(Y, AL.shape[0], AL.dtype, checked=True)
     xp = get_xp(X, Y, AL) if ws is None else ws.xp
     if Y.shape != AL.shape:
-        raise ValueError(f"Y must have shape {AL.shape}, got {Y.shape}")
+        hint = (" (class labels: pass output='softmax')"
+                if Y.shape[0] == 1 and AL.shape[0] > 1 and Y.shape[1:] == AL.shape[1:] else "")
+        raise ValueError(f"Y must have shape {AL.shape}, got {Y.shape}{hint}")
     if ws is not None:
         grads, gW, gb, dZs, slopes = ws.grads, ws.gW, ws.gb, ws.dZ, ws.relu_slopes
         Ws = ws.W
@@ -211,3 +247,4 @@ def _backward_loop(xp, activations, Y, Ws, gW, gb, dZs, slopes, m: float) -> Non
 # Re-exported from the modules split off this one (they import from here, hence at the end).
 from .evaluate import accuracy, gradient_check, predict  # noqa: E402,F401
 from .passes import Workspace  # noqa: E402,F401
+from .softmax import check_labels, one_hot, softmax  # noqa: E402

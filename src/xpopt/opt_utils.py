@@ -208,12 +208,14 @@ def model(
     decay_rate=1,
     *,
     plot: bool | None = None,
+    output: str = "sigmoid",
 ):
     """The notebook's ``model()``: :func:`xpopt.model`, then the costs plotted as it does.
 
     Prints ``Cost after epoch {i}: {cost:f}`` every 1000 epochs (and the learning rate when
     decaying), and plots the cost recorded every 100 epochs (``plot``: default when
-    matplotlib is installed). Returns the parameters.
+    matplotlib is installed). ``output="softmax"`` trains a softmax output layer (see
+    :func:`xpopt.train`). Returns the parameters.
     """
     from .train import make_optimizer, train  # noqa: PLC0415 (train imports this package)
 
@@ -230,6 +232,7 @@ def model(
         decay=decay,
         decay_rate=decay_rate,
         print_cost=print_cost,
+        output=output,
     )
     plt = _pyplot(required=bool(plot)) if plot is not False else None
     if plt is not None:

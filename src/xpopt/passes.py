@@ -15,6 +15,7 @@ from .cost import compute_cost, epoch_cost
 from .flat import FlatDict
 from .layout import _check_shapes, _new_grads, _num_layers
 from .network import backward_propagation, forward_propagation
+from .softmax import softmax_cost
 
 __all__ = ["TrainingPasses", "Workspace"]
 
@@ -86,9 +87,13 @@ class TrainingPasses:
     bounds : sequence of (int, int)
         The columns ``(lo, hi)`` of each mini-batch of a shuffled epoch, in order
         (:meth:`~xpopt.data.MiniBatcher.bounds`).
+    output : {"sigmoid", "softmax"}
+        The output layer. With ``"softmax"`` the labels :meth:`epoch` is given are one-hot
+        (C, m), already checked: no step reads anything back.
     """
 
-    def __init__(self, parameters: FlatDict, bounds):
+    def __init__(self, parameters: FlatDict, bounds, *, output: str = "sigmoid"):
+        self.output = output
         self.bounds = tuple(bounds)
         widths = [hi - lo for lo, hi in self.bounds]
         full = Workspace(parameters, widths[0])
@@ -99,7 +104,7 @@ class TrainingPasses:
         workspaces = [by_width[width] for width in widths]
         self.parameters, self.grads, self.batch_width = parameters, full.grads, widths[0]
         self.outputs = None
-        if full.A[-1].shape[0] == 1:
+        if full.A[-1].shape[0] == 1 and output == "sigmoid":
             self.outputs = full.xp.empty((1, self.bounds[-1][1]), dtype=parameters.flat.dtype)
             workspaces = [
                 ws.with_output(self.outputs[:, lo:hi])
@@ -117,14 +122,19 @@ class TrainingPasses:
             The epoch's summed cost (the course's ``cost_total``), on the data's device;
             valid until the next epoch.
         """
-        params, outputs, total = self.parameters, self.outputs, self._total
+        params, outputs, total, output = self.parameters, self.outputs, self._total, self.output
         if outputs is None:
             total[...] = 0
         for (lo, hi), ws in self._batches:
             batch_X, batch_Y = shuffled_X[:, lo:hi], shuffled_Y[:, lo:hi]
-            AL, caches = forward_propagation(batch_X, params, ws)
-            if outputs is None:
+            AL, caches = forward_propagation(batch_X, params, ws, output=output)
+            if outputs is not None:
+                pass
+            elif output == "softmax":  # one-hot labels, checked once by train()
+                total += softmax_cost(AL, batch_Y, checked=True)
+            else:
                 total += compute_cost(AL, batch_Y)
+            # dZ = (AL - Y) / m for both outputs (the softmax's Y one-hot): the same pass
             backward_propagation(batch_X, batch_Y, caches)  # into self.grads
             update()
         return total if outputs is None else epoch_cost(outputs, shuffled_Y, self.batch_width)

@@ -50,6 +50,9 @@ class TrainResult:
     start_epoch : int
         The epochs a resumed checkpoint had done (0 for a fresh run): this call ran
         ``epochs - start_epoch``.
+    validation_epochs, validation_costs, validation_accuracies : list
+        With ``train(..., validation=(X_val, Y_val))``: the recorded epochs of this call and,
+        after each, the mean cost and the accuracy on the validation set (empty otherwise).
     """
 
     parameters: FlatDict
@@ -61,6 +64,9 @@ class TrainResult:
     record_epochs: list = field(default_factory=list)
     learning_rate: float | None = None
     start_epoch: int = 0
+    validation_epochs: list = field(default_factory=list)
+    validation_costs: list = field(default_factory=list)
+    validation_accuracies: list = field(default_factory=list)
 
 
 class Run:

@@ -24,11 +24,14 @@ import numpy
 from .backend import get_xp, to_module
 from .data import MiniBatcher, check_dataset
 from .flat import FlatDict
-from .network import host_initial_parameters
+from .heldout import HeldOut
+from .network import check_output, host_initial_parameters
 from .optim import GD, Adam, Momentum, Optimizer, RMSprop
 from .passes import TrainingPasses
 from .run import Run, TrainResult
 from .settings import SEED_MAX, _Progress, check_seed, check_settings, describe_schedule  # noqa: F401 (re-exported)
+from .softmax import check_dataset as check_softmax_dataset
+from .softmax import one_hot
 
 __all__ = ["OPTIMIZERS", "TrainResult", "make_optimizer", "model", "prepare", "train"]
 
@@ -55,7 +58,8 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
           print_cost: bool = False, print_every: int = 1000, record_every: int = 100,
           progress: bool | None = None, progress_label: str = "",
           checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1000,
-          resume: bool = False, stop_after: int | None = None) -> TrainResult:
+          resume: bool = False, stop_after: int | None = None, output: str = "sigmoid",
+          validation=None) -> TrainResult:
     """Train a network with mini-batches, as the course's loop does, on the data's device.
 
     Each epoch ``i`` (from 0) shuffles with seed ``seed + i + 1``, and for each mini-batch:
@@ -97,6 +101,14 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
         Continue from ``checkpoint`` if that file exists (its parameters, state, epoch).
     stop_after : int, optional
         Stop after this many epochs of this call (an interruption, for tests and schedulers).
+    output : {"sigmoid", "softmax"}
+        The output layer: the course's sigmoid with labels 0 / 1 (1, m), or a softmax over
+        the ``n_L >= 2`` output units with the categorical cross-entropy, whose labels are
+        class labels (1, m) or (m,) or one-hot (n_L, m) (see :mod:`xpopt.softmax`).
+    validation : (X_val, Y_val), optional
+        Held-out examples: at each recorded epoch their mean cost and accuracy go into
+        ``TrainResult.validation_costs`` / ``validation_accuracies`` (computed on the
+        device, read once at the end; counted in ``wall_time``).
 
     Returns
     -------
@@ -119,13 +131,17 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
                               print_every=print_every, record_every=record_every,
                               checkpoint_every=checkpoint_every, stop_after=stop_after,
                               checkpoint=checkpoint)
-    params, optimizer = prepare(X, Y, parameters, optimizer)
+    params, optimizer = prepare(X, Y, parameters, optimizer, output=output)
+    classes = _output_units(params)
+    heldout = None if validation is None else HeldOut(validation, X, output, classes)
+    if output == "softmax":  # one-hot once, on the device: the steps read nothing back
+        Y = one_hot(Y, classes, X.dtype, checked=True)
     batcher = MiniBatcher(X, Y, settings["mini_batch_size"])
     run = Run(params, optimizer, settings, decay=decay, decay_rate=decay_rate,
               checkpoint=checkpoint, data=(X, Y), print_cost=print_cost, progress=progress,
               progress_label=progress_label)
     saved = run.saved_checkpoint(len(batcher)) if resume else None
-    passes = TrainingPasses(params, batcher.bounds())
+    passes = TrainingPasses(params, batcher.bounds(), output=output)
     step = run.optimizer.bind(params, passes.grads, run.state)
     if saved is not None:  # every check passed: the first write into the run's arrays
         run.restore(saved)
@@ -136,17 +152,42 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
             run.begin_epoch()
             total = passes.epoch(*batcher.shuffled(seed + i + 1), step)
             run.end_epoch(i, total / m)
-    return run.result(t0)
+            if heldout is not None and i % settings["record_every"] == 0:
+                heldout.record(i, params)
+    if heldout is None:
+        return run.result(t0)
+    epochs, costs, accuracies = heldout.results()
+    result = run.result(t0)
+    result.validation_epochs, result.validation_costs = epochs, costs
+    result.validation_accuracies = accuracies
+    return result
 
 
-def prepare(X, Y, parameters, optimizer) -> tuple[FlatDict, Optimizer]:
+def _output_units(parameters) -> int:
+    """n_L: the rows of the last weight matrix, or the last of the layer sizes."""
+    if isinstance(parameters, dict):
+        L = sum(1 for k in parameters if isinstance(k, str) and k.startswith("W"))
+        W = parameters.get(f"W{L}")
+        return 0 if W is None or getattr(W, "ndim", 0) != 2 else int(W.shape[0])
+    try:
+        return int(list(parameters)[-1])
+    except (TypeError, ValueError, IndexError):
+        return 0  # the layer sizes are refused, with their own message, when used
+
+
+def prepare(X, Y, parameters, optimizer, *, output: str = "sigmoid") -> tuple[FlatDict, Optimizer]:
     """Check what :func:`train` is given, before any array is touched; returns packed
     parameters on the data's device and a copy of the optimizer (a schedule changes the
-    copy's learning rate: the caller's optimizer stays as it is)."""
+    copy's learning rate: the caller's optimizer stays as it is). ``output="softmax"``
+    checks the labels as class labels or one-hot labels of the network's output units."""
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be an xpopt Optimizer (GD, Momentum, RMSprop, Adam), "
                         f"got {type(optimizer).__name__}; make_optimizer('adam', ...) builds one")
-    check_dataset(X, Y)
+    check_output(output)
+    if output == "softmax":
+        check_softmax_dataset(X, Y, _output_units(parameters))
+    else:
+        check_dataset(X, Y)
     if isinstance(parameters, dict):
         params = parameters
         if not (isinstance(params, FlatDict) and params.packed):
@@ -161,7 +202,7 @@ def prepare(X, Y, parameters, optimizer) -> tuple[FlatDict, Optimizer]:
 
 def model(X, Y, layers_dims, optimizer, learning_rate=0.0007, mini_batch_size=64, beta=0.9,
           beta1=0.9, beta2=0.999, epsilon=1e-8, num_epochs=5000, print_cost=True, decay=None,
-          decay_rate=1):
+          decay_rate=1, *, output="sigmoid"):
     """The course's ``model()``: train ``layers_dims`` on (X, Y) and return the parameters.
 
     ``optimizer`` is ``"gd"``, ``"momentum"``, ``"rmsprop"`` or ``"adam"``; the seeds, the
@@ -175,5 +216,5 @@ def model(X, Y, layers_dims, optimizer, learning_rate=0.0007, mini_batch_size=64
     opt = make_optimizer(optimizer, learning_rate, beta=beta, beta1=beta1, beta2=beta2,
                          epsilon=epsilon)
     result = train(X, Y, layers_dims, opt, mini_batch_size=mini_batch_size, num_epochs=num_epochs,
-                   decay=decay, decay_rate=decay_rate, print_cost=print_cost)
+                   decay=decay, decay_rate=decay_rate, print_cost=print_cost, output=output)
     return result.parameters
