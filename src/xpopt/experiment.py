@@ -49,6 +49,8 @@ class ComparisonRow(NamedTuple):
         Wall time of :func:`~xpopt.train`, device work included.
     result : TrainResult
         Everything the run returned (parameters, recorded costs, learning rates, state).
+    heldout_accuracy : float or None
+        Accuracy on the validation set, when the run had one.
     """
 
     optimizer: str
@@ -56,6 +58,7 @@ class ComparisonRow(NamedTuple):
     accuracy: float
     seconds: float
     result: TrainResult
+    heldout_accuracy: float | None = None
 
 
 def resolve_decay(decay: str | Callable | None, time_interval: int = 1000) -> Callable | None:
@@ -84,14 +87,15 @@ def resolve_decay(decay: str | Callable | None, time_interval: int = 1000) -> Ca
     return DECAYS[decay]
 
 
-def final_cost(X, Y, parameters: dict) -> float:
-    """The course's cost of ``parameters`` over all of (X, Y), divided by ``m``.
+def final_cost(X, Y, parameters: dict, output: str = "sigmoid") -> float:
+    """The course's cost of ``parameters`` over all of (X, Y), divided by ``m`` (with
+    ``output="softmax"``, the categorical cross-entropy).
 
     Unlike the per-epoch ``cost_avg`` (summed over mini-batches while the parameters
     change), this is the cost of the trained network itself.
     """
-    AL, _ = forward_propagation(X, parameters)
-    return float(compute_cost(AL, Y)) / X.shape[1]
+    AL, _ = forward_propagation(X, parameters, output=output)
+    return float(compute_cost(AL, Y, output=output)) / X.shape[1]
 
 
 def train_timed(X, Y, optimizer: str, *, layers_dims: Sequence[int] = LAYERS_DIMS,
@@ -112,7 +116,7 @@ def train_timed(X, Y, optimizer: str, *, layers_dims: Sequence[int] = LAYERS_DIM
         The optimizer's hyperparameters.
     **train_kwargs
         Passed to :func:`~xpopt.train` (``num_epochs``, ``mini_batch_size``, ``decay``,
-        ``print_cost``, ``progress``, ``checkpoint``, ...).
+        ``print_cost``, ``progress``, ``checkpoint``, ``output``, ``validation``, ...).
 
     Returns
     -------
@@ -124,8 +128,15 @@ def train_timed(X, Y, optimizer: str, *, layers_dims: Sequence[int] = LAYERS_DIM
     result = train(X, Y, list(layers_dims), opt, **train_kwargs)
     synchronize()  # queued GPU work belongs to this run's time
     seconds = time.perf_counter() - start
-    return ComparisonRow(optimizer, final_cost(X, Y, result.parameters),
-                         accuracy(X, Y, result.parameters), seconds, result)
+    output, validation = train_kwargs.get("output", "sigmoid"), train_kwargs.get("validation")
+    heldout = None
+    if validation is not None:
+        X_val, Y_val = validation
+        heldout = accuracy(X_val, Y_val, result.parameters, output=output)
+    cost = (final_cost(X, Y, result.parameters) if output == "sigmoid"
+            else final_cost(X, Y, result.parameters, output))
+    return ComparisonRow(optimizer, cost, accuracy(X, Y, result.parameters, output=output),
+                         seconds, result, heldout)
 
 
 def _check_optimizers(optimizers: Sequence[str]) -> list[str]:
@@ -146,7 +157,9 @@ def run_comparison(optimizers: Sequence[str] = OPTIMIZERS, *, num_epochs: int = 
                    decay_rate: float = 1.0, time_interval: int = 1000, dtype=numpy.float64,
                    seed: int = 10, backend: str | None = None, strict: bool | None = None,
                    data: tuple[Any, Any] | None = None, print_cost: bool = False,
-                   progress: bool | None = None) -> list[ComparisonRow]:
+                   progress: bool | None = None, layers_dims: Sequence[int] = LAYERS_DIMS,
+                   output: str = "sigmoid", validation=None,
+                   record_every: int = 100) -> list[ComparisonRow]:
     """Train the course's network on the moons once per optimizer, as the notebook does.
 
     Every run starts from the same He initialisation and sees the same mini-batches (the
@@ -183,6 +196,13 @@ def run_comparison(optimizers: Sequence[str] = OPTIMIZERS, *, num_epochs: int = 
         Print the course's ``Cost after epoch`` lines, under a line naming the optimizer.
     progress : bool or None
         A progress bar per run on stderr; None: only when stderr is a terminal.
+    layers_dims : sequence of int
+        The network (the course's ``[2, 5, 2, 1]``; ``[64, 64, 10]`` for the digits).
+    output : {"sigmoid", "softmax"}
+    validation : (X_val, Y_val), optional
+        Held-out examples: their accuracy goes into each row's ``heldout_accuracy``.
+    record_every : int
+        Record the cost (and the validation figures) every this many epochs.
 
     Returns
     -------
@@ -207,23 +227,29 @@ def run_comparison(optimizers: Sequence[str] = OPTIMIZERS, *, num_epochs: int = 
             if print_cost:
                 print(f"{name}:")
             rows.append(train_timed(
-                X, Y, name, learning_rate=rates[name], beta=beta, beta1=beta1, beta2=beta2,
-                epsilon=epsilon, num_epochs=num_epochs, mini_batch_size=batch, seed=seed,
-                decay=decay_fn, decay_rate=decay_rate, print_cost=print_cost,
-                progress=progress, progress_label=f"{name:<9}"))
+                X, Y, name, layers_dims=layers_dims, learning_rate=rates[name], beta=beta,
+                beta1=beta1, beta2=beta2, epsilon=epsilon, num_epochs=num_epochs,
+                mini_batch_size=batch, seed=seed, decay=decay_fn, decay_rate=decay_rate,
+                print_cost=print_cost, progress=progress, progress_label=f"{name:<9}",
+                output=output, validation=validation, record_every=record_every))
     return rows
 
 
 HEADERS = ("optimizer", "final cost", "train accuracy", "time (s)")
+HELDOUT = "held-out accuracy"
 
 
-def _cells(row: ComparisonRow) -> tuple[str, str, str, str]:
+def _cells(row: ComparisonRow, heldout: bool = False) -> tuple[str, ...]:
     cost = f"{row.final_cost:.6f}" if math.isfinite(row.final_cost) else str(row.final_cost)
+    if heldout:
+        held = "" if row.heldout_accuracy is None else f"{row.heldout_accuracy:.4f}"
+        return row.optimizer, cost, f"{row.accuracy:.4f}", held, f"{row.seconds:.2f}"
     return row.optimizer, cost, f"{row.accuracy:.4f}", f"{row.seconds:.2f}"
 
 
 def format_table(rows: Sequence[ComparisonRow], *, markdown: bool = False) -> str:
-    """The rows as an aligned table: optimizer | final cost | train accuracy | time (s).
+    """The rows as an aligned table: optimizer | final cost | train accuracy | time (s)
+    (and a held-out accuracy column before the time when a row has one).
 
     Parameters
     ----------
@@ -237,9 +263,11 @@ def format_table(rows: Sequence[ComparisonRow], *, markdown: bool = False) -> st
     str
         Lines joined by newlines, without a trailing newline.
     """
-    body = [_cells(r) for r in rows]
+    heldout = any(r.heldout_accuracy is not None for r in rows)
+    headers = (*HEADERS[:3], HELDOUT, HEADERS[3]) if heldout else HEADERS
+    body = [_cells(r, heldout) for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in body)) if body else len(h)
-              for i, h in enumerate(HEADERS)]
+              for i, h in enumerate(headers)]
 
     def line(cells, fill=" ") -> list[str]:
         # The name column reads left to right; numbers line up on the right.
@@ -248,8 +276,8 @@ def format_table(rows: Sequence[ComparisonRow], *, markdown: bool = False) -> st
 
     if markdown:
         rule = ["-" * widths[0]] + ["-" * (w - 1) + ":" for w in widths[1:]]
-        lines = [line(HEADERS), rule] + [line(c) for c in body]
+        lines = [line(headers), rule] + [line(c) for c in body]
         return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
     rule = ["-" * w for w in widths]
-    lines = [line(HEADERS), rule] + [line(c) for c in body]
+    lines = [line(headers), rule] + [line(c) for c in body]
     return "\n".join("  ".join(cells).rstrip() for cells in lines)

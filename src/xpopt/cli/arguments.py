@@ -10,7 +10,7 @@ from .. import backend, experiment
 from ..train import OPTIMIZERS
 from . import commands, output
 from . import sweep as sweep_command
-from .commands import COURSE_LR, DECAY_LR
+from .commands import COURSE_LR, DATASETS, DECAY_LR, OUTPUTS
 
 DESCRIPTION = """\
 The optimization methods of the deeplearning.ai course (gradient descent, momentum,
@@ -105,6 +105,16 @@ def _add_training_options(parser: argparse.ArgumentParser, *, learning_rate, lr_
     group.add_argument("--seed", type=int, default=10,
                        help="the course's mini-batch seed; epoch i shuffles with seed + i + 1 "
                             "(default: %(default)s)")
+    net = parser.add_argument_group("data and network")
+    net.add_argument("--data", choices=DATASETS, default="moons",
+                     help="moons: the course's 300 points, network [2, 5, 2, 1]; digits: "
+                          "scikit-learn's 8x8 digits (pip install 'xpopt[digits]'), 1347 "
+                          "training and 450 held-out examples, network [64, 64, 10] "
+                          "(default: %(default)s)")
+    net.add_argument("--output", choices=OUTPUTS, default=None,
+                     help="the output layer: sigmoid (the course's) or softmax (the digits'; "
+                          "on the moons a softmax over 2 units, network [2, 5, 2, 2]) "
+                          "(default: sigmoid for the moons, softmax for the digits)")
     where = parser.add_argument_group("device")
     where.add_argument("--backend", choices=backend.BACKENDS, default=None,
                        help="where to train (default: $XPOPT_BACKEND, else cpu); cuda without a "
@@ -133,6 +143,9 @@ def _add_train_parser(sub) -> None:
     out.add_argument("--plot-dir", type=Path, metavar="DIR",
                      help=f"write {output.COST_FIGURE} and {output.BOUNDARY_FIGURE} there "
                           f"(needs matplotlib)")
+    out.add_argument("--save", type=Path, metavar="PATH",
+                     help="write the trained parameters there (.npz; xpopt.params_io."
+                          "load_parameters reads them)")
     ck = p.add_argument_group("checkpoints")
     ck.add_argument("--checkpoint", type=Path, metavar="PATH",
                     help="save parameters and optimizer state there (.npz), atomically")

@@ -51,12 +51,18 @@ def decay_text(args) -> str:
     return f", decay {args.decay} (rate {args.decay_rate:g}{interval})"
 
 
-def print_summary(row, args, *, m: int, ran: int, device: str, figures) -> None:
+def print_summary(row, args, *, m: int, ran: int, device: str, figures,
+                  heldout: int | None = None) -> None:
     lines = [("optimizer", f"{row.optimizer}{decay_text(args)}"),
              ("final cost", f"{row.final_cost:f}"),
              ("train accuracy", f"{row.accuracy:.4f} ({round(row.accuracy * m)}/{m})"),
              ("wall time", f"{row.seconds:.2f} s for {ran} epochs"),
              ("backend", device)]
+    if heldout is not None and row.heldout_accuracy is not None:
+        right = round(row.heldout_accuracy * heldout)
+        lines.insert(3, ("held-out accuracy", f"{row.heldout_accuracy:.4f} ({right}/{heldout})"))
+    if getattr(args, "save", None) is not None:
+        lines.append(("parameters", str(args.save)))
     if args.decay != "none" and row.result.learning_rates:
         lines.insert(2, ("learning rate", f"{args.learning_rate:g} -> "
                                           f"{row.result.learning_rates[-1]:g} in the last epoch"))
