@@ -17,7 +17,8 @@ rebinding at its next call: every change of which arrays a FlatDict holds (``d[k
 from __future__ import annotations
 
 import operator
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy
 
@@ -57,7 +58,9 @@ class FlatDict(dict):
         layout = tuple((str(k), tuple(int(d) for d in s)) for k, s in layout)
         total = sum(_size(s) for _, s in layout)
         if getattr(flat, "ndim", None) != 1 or flat.shape[0] != total:
-            raise ValueError(f"flat buffer must have shape ({total},), got {getattr(flat, 'shape', None)}")
+            raise ValueError(
+                f"flat buffer must have shape ({total},), got {getattr(flat, 'shape', None)}"
+            )
         super().__init__()
         self.flat = flat
         self.layout = layout
@@ -79,7 +82,9 @@ class FlatDict(dict):
         dict.__delitem__(self, key)
         EDITS[0] += 1
 
-    def __ior__(self, other):
+    # mypy wants an in-place operator overloaded as dict.__or__ is (by generic key and value
+    # types): this one takes what dict.update takes, and returns self
+    def __ior__(self, other):  # type: ignore[misc]
         dict.update(self, other)
         EDITS[0] += 1
         return self
@@ -106,14 +111,14 @@ class FlatDict(dict):
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def empty(cls, layout, xp=numpy, dtype=numpy.float64, fill: float | None = None) -> "FlatDict":
+    def empty(cls, layout, xp=numpy, dtype=numpy.float64, fill: float | None = None) -> FlatDict:
         """A new FlatDict on ``xp`` (``numpy`` or ``cupy``), zero- or ``fill``-filled if asked."""
         n = sum(_size(s) for _, s in layout)
         flat = xp.empty(n, dtype=dtype) if fill is None else xp.full(n, fill, dtype=dtype)
         return cls(flat, layout)
 
     @classmethod
-    def pack(cls, arrays: dict, keys: Sequence[str] | None = None) -> "FlatDict":
+    def pack(cls, arrays: dict, keys: Sequence[str] | None = None) -> FlatDict:
         """Copy a dict of arrays (all NumPy or all CuPy, one dtype) into a new FlatDict."""
         keys = list(arrays) if keys is None else list(keys)
         values = [arrays[k] for k in keys]
@@ -122,12 +127,12 @@ class FlatDict(dict):
         if len(dtypes) > 1:
             raise TypeError(f"cannot pack arrays of different dtypes {sorted(map(str, dtypes))}")
         dtype = dtypes.pop() if dtypes else numpy.float64
-        out = cls.empty([(k, v.shape) for k, v in zip(keys, values)], xp, dtype)
-        for k, v in zip(keys, values):
+        out = cls.empty([(k, v.shape) for k, v in zip(keys, values, strict=True)], xp, dtype)
+        for k, v in zip(keys, values, strict=True):
             dict.__getitem__(out, k)[...] = v
         return out
 
-    def zeros_like(self, prefix: str = "") -> "FlatDict":
+    def zeros_like(self, prefix: str = "") -> FlatDict:
         """Zeros of the same layout, device and dtype; keys get ``prefix`` (``"d"``: grads)."""
         xp = get_xp(self.flat)
         layout = tuple((prefix + k, s) for k, s in self.layout)
@@ -137,39 +142,42 @@ class FlatDict(dict):
     @property
     def packed(self) -> bool:
         """True while every key still holds its view into ``flat`` (nothing was rebound)."""
-        return (dict.__len__(self) == len(self._views)
-                and all(map(operator.is_, dict.values(self), self._views)))
+        return dict.__len__(self) == len(self._views) and all(
+            map(operator.is_, dict.values(self), self._views)
+        )
 
     @property
     def dtype(self):
         return self.flat.dtype
 
     # ------------------------------------------------------------------------ copies
-    def repack(self) -> "FlatDict":
+    def repack(self) -> FlatDict:
         """Copy rebound arrays back into ``flat`` and restore the views; returns self."""
         if self.packed:
             return self
         if set(dict.keys(self)) != {k for k, _ in self.layout}:
             raise KeyError("cannot repack: keys were added or removed since the dict was built")
-        for (key, shape), view in zip(self.layout, self._views):
+        for (key, shape), view in zip(self.layout, self._views, strict=True):
             held = dict.__getitem__(self, key)
             if held is not view:
                 if tuple(held.shape) != shape:
                     raise ValueError(f"cannot repack {key!r}: shape {tuple(held.shape)} != {shape}")
                 get_xp(held, self.flat)  # raises if the new array is on the other device
                 if held.dtype != self.flat.dtype:
-                    raise TypeError(f"cannot repack {key!r}: dtype {held.dtype} != {self.flat.dtype}")
+                    raise TypeError(
+                        f"cannot repack {key!r}: dtype {held.dtype} != {self.flat.dtype}"
+                    )
                 view[...] = held
                 dict.__setitem__(self, key, view)
         EDITS[0] += 1
         return self
 
-    def copy(self) -> "FlatDict":
+    def copy(self) -> FlatDict:
         """A packed deep copy (a new buffer)."""
         out = FlatDict(self.flat.copy(), self.layout)
         return out if self.packed else out.update_from(self)
 
-    def update_from(self, other: dict) -> "FlatDict":
+    def update_from(self, other: dict) -> FlatDict:
         """Copy ``other``'s arrays into this dict's views (same keys and shapes); returns self."""
         for key, _ in self.layout:
             dict.__getitem__(self, key)[...] = other[key]
@@ -184,7 +192,7 @@ class FlatDict(dict):
     def __reduce__(self):
         return (_rebuild, (type(self), self.copy().flat, self.layout))
 
-    def map_buffer(self, fn) -> "FlatDict":
+    def map_buffer(self, fn) -> FlatDict:
         """A FlatDict of the same layout over ``fn(flat)`` (used to move it between devices)."""
         src = self if self.packed else self.copy()
         moved = fn(src.flat)

@@ -57,8 +57,9 @@ def host_function(spec: kernels.KernelSpec, dtype) -> Callable | None:
         return None
     function = getattr(library, kernels.host_function_name(spec, name))
     scalar = _SCALAR_TYPES[name]
-    function.argtypes = [scalar if role == "scalar" else ctypes.c_void_p
-                         for role, _, _ in spec.params] + [ctypes.c_ssize_t]
+    function.argtypes = [
+        scalar if role == "scalar" else ctypes.c_void_p for role, _, _ in spec.params
+    ] + [ctypes.c_ssize_t]
     function.restype = None
     return function
 

@@ -33,9 +33,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 __all__ = [
-    "KernelSpec", "SPECS", "register", "get_kernel", "launch", "HOST_TYPES", "host_c_source",
+    "KernelSpec",
+    "SPECS",
+    "register",
+    "get_kernel",
+    "launch",
+    "HOST_TYPES",
+    "host_c_source",
     "host_function_name",
-    "GD", "MOMENTUM", "RMSPROP", "ADAM",  # the registry's entries, by __getattr__
+    "GD",
+    "MOMENTUM",
+    "RMSPROP",
+    "ADAM",  # the registry's entries, by __getattr__
 ]
 
 
@@ -92,8 +101,12 @@ if TYPE_CHECKING:
     MOMENTUM: KernelSpec
     RMSPROP: KernelSpec
     ADAM: KernelSpec
-_BY_NAME = {"GD": "xpopt_gd", "MOMENTUM": "xpopt_momentum", "RMSPROP": "xpopt_rmsprop",
-            "ADAM": "xpopt_adam"}
+_BY_NAME = {
+    "GD": "xpopt_gd",
+    "MOMENTUM": "xpopt_momentum",
+    "RMSPROP": "xpopt_rmsprop",
+    "ADAM": "xpopt_adam",
+}
 
 
 def register(spec: KernelSpec) -> KernelSpec:
@@ -143,8 +156,13 @@ def get_kernel(spec: KernelSpec):
             built = _cache.get(spec.name)
             if built is None or built[0] is not cupy:
                 kernel = cupy.ElementwiseKernel(
-                    spec.in_params, spec.out_params, spec.operation, spec.name,
-                    preamble=spec.preamble, options=spec.options, no_return=True,
+                    spec.in_params,
+                    spec.out_params,
+                    spec.operation,
+                    spec.name,
+                    preamble=spec.preamble,
+                    options=spec.options,
+                    no_return=True,
                 )
                 built = _cache[spec.name] = (cupy, kernel)
     return built[1]
@@ -224,8 +242,9 @@ def host_c_source(specs=None, *, python_module: str | None = None) -> str:
                     args.append(f"{ctype} *restrict {name}_")
                     loads.append(f"T {name} = {name}_[i];")
                     stores.append(f"{name}_[i] = {name};")
-            body = "\n".join("        " + line for line in
-                             [*loads, *spec.operation.splitlines(), *stores])
+            body = "\n".join(
+                "        " + line for line in [*loads, *spec.operation.splitlines(), *stores]
+            )
             signature = f"{host_function_name(spec, dtype_name)}({', '.join(args)}, ptrdiff_t n)"
             out += [
                 f"XPOPT_TARGETS void {signature}",
@@ -240,8 +259,8 @@ def host_c_source(specs=None, *, python_module: str | None = None) -> str:
     if python_module:
         out += [
             f"static struct PyModuleDef xpopt_host_module = {{PyModuleDef_HEAD_INIT, "
-            f"\"{python_module}\", "
-            f"\"xpopt's update kernels for the CPU (called through ctypes)\", -1, NULL}};",
+            f'"{python_module}", '
+            f'"xpopt\'s update kernels for the CPU (called through ctypes)", -1, NULL}};',
             f"PyMODINIT_FUNC PyInit_{python_module}(void) "
             f"{{ return PyModule_Create(&xpopt_host_module); }}",
             "",

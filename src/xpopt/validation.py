@@ -41,7 +41,7 @@ import ctypes
 import math
 import numbers
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import numpy
 
@@ -49,9 +49,18 @@ from .backend import get_xp, is_cupy_array
 from .flat import FlatDict
 
 __all__ = [
-    "SUPPORTED_DTYPES", "check_beta", "check_dtype", "check_epsilon", "check_learning_rate",
-    "check_new_grads", "check_parameters", "check_scalars", "check_step", "check_update",
-    "still_writeable", "written_roots",
+    "SUPPORTED_DTYPES",
+    "check_beta",
+    "check_dtype",
+    "check_epsilon",
+    "check_learning_rate",
+    "check_new_grads",
+    "check_parameters",
+    "check_scalars",
+    "check_step",
+    "check_update",
+    "still_writeable",
+    "written_roots",
 ]
 
 SUPPORTED_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
@@ -60,23 +69,35 @@ SUPPORTED_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 # ----------------------------------------------------------------- scalars, in double
 def check_learning_rate(learning_rate: Any) -> float:
     """A finite number >= 0, as a float; ValueError otherwise."""
-    if (isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real)
-            or not math.isfinite(learning_rate) or learning_rate < 0):
+    if (
+        isinstance(learning_rate, bool)
+        or not isinstance(learning_rate, numbers.Real)
+        or not math.isfinite(learning_rate)
+        or learning_rate < 0
+    ):
         raise ValueError(f"learning_rate must be a finite number >= 0, got {learning_rate!r}")
     return float(learning_rate)
 
 
 def check_beta(value: Any, name: str) -> float:
     """A number in [0, 1), as a float; ValueError naming ``name`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0.0 <= value < 1.0):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not (0.0 <= float(value) < 1.0)
+    ):
         raise ValueError(f"{name} must be in [0, 1), got {value!r}")
     return float(value)
 
 
 def check_epsilon(value: Any) -> float:
     """A finite number > 0, as a float; ValueError otherwise."""
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not math.isfinite(value) or value <= 0):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise ValueError(f"epsilon must be a finite number > 0, got {value!r}")
     return float(value)
 
@@ -134,7 +155,8 @@ def check_scalars(scalars: dict[str, float], dtype) -> None:
         if not (math.isfinite(x) and (rule is None or rule(x))):
             raise ValueError(
                 f"{label} = {value!r} is {x!r} in {dtype.name}, the arrays' dtype: it must "
-                f"be finite{' and ' + condition if condition else ''} there")
+                f"be finite{' and ' + condition if condition else ''} there"
+            )
 
 
 # ------------------------------------------------------------------------------ dtypes
@@ -148,12 +170,14 @@ def check_dtype(dtype) -> numpy.dtype:
         order = {">": "big", "<": "little"}.get(dtype.byteorder, dtype.byteorder)
         raise TypeError(
             f"arrays must be in the machine's byte order, got {dtype} ({order}-endian); "
-            f"convert them with a.astype(a.dtype.newbyteorder('='))")
+            f"convert them with a.astype(a.dtype.newbyteorder('='))"
+        )
     if dtype not in SUPPORTED_DTYPES:
         raise TypeError(
             f"{dtype.name} is not supported: the update kernels are built for float32 and "
             f"float64 (and float16 cannot even hold the default epsilon 1e-8); convert with "
-            f"astype(numpy.float32)")
+            f"astype(numpy.float32)"
+        )
     return dtype
 
 
@@ -178,6 +202,7 @@ def _address(a) -> int | None:
 def _extent(a) -> tuple[int, int]:
     """The byte range ``[lo, hi)`` a non-empty array with an address spans."""
     lo = _address(a)
+    assert lo is not None, "_extent is given arrays with an address"
     hi = lo + a.itemsize
     for n, stride in zip(a.shape, a.strides, strict=True):
         if stride > 0:
@@ -195,7 +220,8 @@ def _share_memory(a, b) -> bool:
         return True
     if isinstance(a, numpy.ndarray) and isinstance(b, numpy.ndarray):
         try:
-            return bool(numpy.shares_memory(a, b, max_work=10_000))
+            # NumPy's stubs allow only -1 and 0; its documentation a positive bound as well
+            return bool(numpy.shares_memory(a, b, max_work=10_000))  # type: ignore[arg-type]
         except numpy.exceptions.TooHardError:
             return True
     return True
@@ -245,9 +271,11 @@ def check_no_overlap(arrays: Iterable[tuple[str, Any, bool]]) -> None:
 
 
 def _overlap_error(label_a: str, label_b: str) -> ValueError:
-    return ValueError(f"{label_a} and {label_b} share memory: an update reads and writes each "
-                      f"element in place, so every array it writes (parameters, state) needs "
-                      f"memory of its own; pass separate arrays (e.g. copies)")
+    return ValueError(
+        f"{label_a} and {label_b} share memory: an update reads and writes each "
+        f"element in place, so every array it writes (parameters, state) needs "
+        f"memory of its own; pass separate arrays (e.g. copies)"
+    )
 
 
 def _sweep(arrays: list[tuple[str, Any, bool]]) -> None:
@@ -262,18 +290,19 @@ def _sweep(arrays: list[tuple[str, Any, bool]]) -> None:
         spans.append((lo, hi, label, a, written))
     for i, (label, a, written) in enumerate(opaque):
         may_share = getattr(get_xp(a), "may_share_memory", None)
-        for other, b, other_written in opaque[i + 1:] + [s[2:] for s in spans]:
+        for other, b, other_written in opaque[i + 1 :] + [s[2:] for s in spans]:
             if (written or other_written) and (
-                    a is b or (may_share is not None and bool(may_share(a, b)))):
+                a is b or (may_share is not None and bool(may_share(a, b)))
+            ):
                 raise _overlap_error(label, other)
     spans.sort(key=lambda s: s[0])
     active: list[tuple] = []
     for span in spans:
         lo, _, label, a, written = span
         active = [s for s in active if s[1] > lo]
-        for other in active:
-            if (written or other[4]) and _share_memory(a, other[3]):
-                raise _overlap_error(other[2], label)
+        for held in active:
+            if (written or held[4]) and _share_memory(a, held[3]):
+                raise _overlap_error(held[2], label)
         active.append(span)
 
 
@@ -281,8 +310,10 @@ def _check_dicts_distinct(dicts: dict[str, dict]) -> None:
     seen: dict[int, str] = {}
     for what, d in dicts.items():
         if id(d) in seen:
-            raise ValueError(f"{seen[id(d)]} and {what} are the same dict: each role (parameters, "
-                             f"gradients, each state slot) needs its own dict of arrays")
+            raise ValueError(
+                f"{seen[id(d)]} and {what} are the same dict: each role (parameters, "
+                f"gradients, each state slot) needs its own dict of arrays"
+            )
         seen[id(d)] = what
 
 
@@ -292,8 +323,9 @@ def check_parameters(parameters: dict) -> None:
         raise TypeError("parameters must be a non-empty dict of arrays (W1, b1, ...)")
     for k, p in parameters.items():
         if not _is_array(p):
-            raise TypeError(f"parameters[{k!r}] must be a NumPy or CuPy array, "
-                            f"got {type(p).__name__}")
+            raise TypeError(
+                f"parameters[{k!r}] must be a NumPy or CuPy array, got {type(p).__name__}"
+            )
 
 
 def check_update(parameters: dict, grads: dict, state: dict[str, dict]) -> tuple[bool, numpy.dtype]:
@@ -337,7 +369,11 @@ def check_update(parameters: dict, grads: dict, state: dict[str, dict]) -> tuple
     _check_dicts_distinct({"parameters": parameters, **named})
     packed = _packed_together(parameters, named)
     if packed:
-        flats = {"parameters": parameters.flat, **{w: d.flat for w, d in named.items()}}
+        # packed: all FlatDicts (_packed_together checked it)
+        flats = {
+            "parameters": cast(FlatDict, parameters).flat,
+            **{w: cast(FlatDict, d).flat for w, d in named.items()},
+        }
         get_xp(*flats.values())  # TypeError when NumPy and CuPy are mixed
         dtypes = {f.dtype for f in flats.values()}
         if len(dtypes) != 1:
@@ -345,8 +381,10 @@ def check_update(parameters: dict, grads: dict, state: dict[str, dict]) -> tuple
         dtype = check_dtype(dtypes.pop())
         for what, f in flats.items():
             if what != "grads" and not _writeable(f):
-                raise ValueError(f"{what} is read-only (its buffer's flags.writeable is False): "
-                                 f"an update writes the {what} in place")
+                raise ValueError(
+                    f"{what} is read-only (its buffer's flags.writeable is False): "
+                    f"an update writes the {what} in place"
+                )
         check_no_overlap((f"{what} (buffer)", f, what != "grads") for what, f in flats.items())
         return True, dtype
 
@@ -354,19 +392,23 @@ def check_update(parameters: dict, grads: dict, state: dict[str, dict]) -> tuple
     for what, d in named.items():
         if set(d) != expected:
             missing, extra = sorted(expected - set(d)), sorted(map(str, set(d) - expected))
-            raise KeyError(f"{what} must have the keys of parameters with a 'd' prefix: "
-                           f"missing {missing}, unexpected {extra}")
+            raise KeyError(
+                f"{what} must have the keys of parameters with a 'd' prefix: "
+                f"missing {missing}, unexpected {extra}"
+            )
     arrays = []  # (label, array, written)
     for k, p in parameters.items():
         if not _is_array(p):
-            raise TypeError(f"parameters[{k!r}] must be a NumPy or CuPy array, "
-                            f"got {type(p).__name__}")
+            raise TypeError(
+                f"parameters[{k!r}] must be a NumPy or CuPy array, got {type(p).__name__}"
+            )
         arrays.append((f"parameters[{k!r}]", p, True))
         for what, d in named.items():
             a = d["d" + k]
             if not _is_array(a):
-                raise TypeError(f"{what}['d{k}'] must be a NumPy or CuPy array, "
-                                f"got {type(a).__name__}")
+                raise TypeError(
+                    f"{what}['d{k}'] must be a NumPy or CuPy array, got {type(a).__name__}"
+                )
             if a.shape != p.shape:
                 raise ValueError(f"{what}['d{k}'] has shape {a.shape}, parameters[{k!r}] {p.shape}")
             arrays.append((f"{what}['d{k}']", a, what != "grads"))
@@ -377,14 +419,18 @@ def check_update(parameters: dict, grads: dict, state: dict[str, dict]) -> tuple
     dtype = check_dtype(dtypes.pop())
     for label, a, written in arrays:
         if written and not _writeable(a):
-            raise ValueError(f"{label} is read-only (flags.writeable is False): an update "
-                             f"writes the parameters and the optimizer state in place")
+            raise ValueError(
+                f"{label} is read-only (flags.writeable is False): an update "
+                f"writes the parameters and the optimizer state in place"
+            )
     # A FlatDict whose buffer was made read-only is read-only, rebound keys or not (its
     # views may predate the flag): the same answer as on the packed path.
     for what, d in {"parameters": parameters, **state}.items():
         if isinstance(d, FlatDict) and not _writeable(d.flat):
-            raise ValueError(f"{what} is read-only (its buffer's flags.writeable is False): "
-                             f"an update writes the {what} in place")
+            raise ValueError(
+                f"{what} is read-only (its buffer's flags.writeable is False): "
+                f"an update writes the {what} in place"
+            )
     check_no_overlap(arrays)
     return False, dtype
 
@@ -448,8 +494,12 @@ def check_new_grads(grads: dict, plan) -> list | None:
     if plan.written is None or type(grads) is not type(old) or any(grads is d for d in plan.dicts):
         return None
     if plan.packed:
-        if not (isinstance(grads, FlatDict) and isinstance(old, FlatDict) and grads.packed
-                and (grads.layout is old.layout or grads.layout == old.layout)):
+        if not (
+            isinstance(grads, FlatDict)
+            and isinstance(old, FlatDict)
+            and grads.packed
+            and (grads.layout is old.layout or grads.layout == old.layout)
+        ):
             return None
         arrays = [grads.flat]
     else:
@@ -458,7 +508,13 @@ def check_new_grads(grads: dict, plan) -> list | None:
         arrays = list(map(grads.__getitem__, plan.grad_keys))  # the groups' order
     dtype, written = plan.dtype, plan.written
     for a, group in zip(arrays, plan.arrays, strict=True):
-        if (type(a) is not numpy.ndarray or a.dtype != dtype or a.shape != group["param"].shape
-                or not a.flags.c_contiguous or not a.flags.owndata or id(a) in written):
+        if (
+            type(a) is not numpy.ndarray
+            or a.dtype != dtype
+            or a.shape != group["param"].shape
+            or not a.flags.c_contiguous
+            or not a.flags.owndata
+            or id(a) in written
+        ):
             return None
     return arrays

@@ -11,8 +11,19 @@ from .rmsprop import RMSprop, initialize_rmsprop, update_parameters_with_rmsprop
 from .schedules import schedule_lr_decay, update_lr
 
 __all__ = [
-    "Adam", "GD", "Momentum", "Optimizer", "OptimizerState", "RMSprop",
-    "initialize_adam", "initialize_rmsprop", "initialize_velocity", "schedule_lr_decay",
-    "update_lr", "update_parameters_with_adam", "update_parameters_with_gd",
-    "update_parameters_with_momentum", "update_parameters_with_rmsprop",
+    "Adam",
+    "GD",
+    "Momentum",
+    "Optimizer",
+    "OptimizerState",
+    "RMSprop",
+    "initialize_adam",
+    "initialize_rmsprop",
+    "initialize_velocity",
+    "schedule_lr_decay",
+    "update_lr",
+    "update_parameters_with_adam",
+    "update_parameters_with_gd",
+    "update_parameters_with_momentum",
+    "update_parameters_with_rmsprop",
 ]

@@ -26,15 +26,23 @@ from ..validation import check_beta, check_epsilon, check_step, check_update  # 
 from ..validation import check_parameters
 from .placement import CHUNK, THREADED_MIN, Scratch, num_threads  # noqa: F401
 from .placement import groups as _groups  # noqa: F401
+
 # isort: on
 from .plan import UpdatePlan, course_plans
 
 Rule = Callable[..., None]
 
 
-def course_update(spec: kernels.KernelSpec, rule: Rule, parameters: dict, grads: dict,
-                  state: dict[str, dict], scalars_of: Callable[..., dict], hyper: tuple,
-                  t: int = 1) -> None:
+def course_update(
+    spec: kernels.KernelSpec,
+    rule: Rule,
+    parameters: dict,
+    grads: dict,
+    state: dict[str, dict],
+    scalars_of: Callable[..., dict],
+    hyper: tuple,
+    t: int = 1,
+) -> None:
     """The course-named functions' shared call: one step of ``rule``, in place.
 
     The plan is the one :data:`~xpopt.optim.plan.course_plans` keeps for these dicts
@@ -81,8 +89,9 @@ class OptimizerState:
     plan: UpdatePlan | None = field(default=None, repr=False, compare=False)
 
 
-def _watched(name: str, check: Callable[[Any], Any], changed: Callable[[Any], None],
-             doc: str | None = None) -> property:
+def _watched(
+    name: str, check: Callable[[Any], Any], changed: Callable[[Any], None], doc: str | None = None
+) -> property:
     """An attribute stored as ``_name``: ``check(value)`` on every assignment (the previous
     value stays on error), then ``changed(owner)``."""
     private = "_" + name
@@ -150,9 +159,16 @@ class Optimizer:
         """A validated plan of ``state``'s slots now; the scalars are checked in the arrays'
         dtype at ``t = 1`` (the smallest bias corrections) with the current learning rate."""
         slots = {slot: getattr(state, slot) for slot in self.slots}
-        plan = UpdatePlan(self.spec, type(self).rule, parameters, grads, slots,
-                          fused=self.fused, scratch=state.scratch,
-                          scalars=self.scalars(self._learning_rate, 1))
+        plan = UpdatePlan(
+            self.spec,
+            type(self).rule,
+            parameters,
+            grads,
+            slots,
+            fused=self.fused,
+            scratch=state.scratch,
+            scalars=self.scalars(self._learning_rate, 1),
+        )
         plan.checked_version = self._version
         return plan
 
@@ -161,8 +177,13 @@ class Optimizer:
         check_scalars(self.scalars(self._learning_rate, 1), plan.dtype)
         plan.checked_version = self._version
 
-    def update(self, parameters: dict, grads: dict, state: OptimizerState,
-               learning_rate: float | None = None) -> None:
+    def update(
+        self,
+        parameters: dict,
+        grads: dict,
+        state: OptimizerState,
+        learning_rate: float | None = None,
+    ) -> None:
         """One step, in place: ``parameters`` and ``state`` change, ``state.t`` grows by one.
 
         The plan is kept in ``state`` while the same dicts come back holding the same
@@ -182,8 +203,11 @@ class Optimizer:
         lr = self._learning_rate if learning_rate is None else check_learning_rate(learning_rate)
         t = state.t + 1
         plan = state.plan
-        if (plan is None or plan.requested_fused != self.fused
-                or not plan.reuse(parameters, grads, map(state.__getattribute__, self.slots))):
+        if (
+            plan is None
+            or plan.requested_fused != self.fused
+            or not plan.reuse(parameters, grads, map(state.__getattribute__, self.slots))
+        ):
             state.plan = None
             state.plan = plan = self._plan(parameters, grads, state)
         elif plan.checked_version != self._version:
@@ -209,8 +233,13 @@ class Optimizer:
         slot_names = self.slots
         plan = self._plan(parameters, grads, state)
         # the plan's answers, kept in the closure: the common step reads no attribute of it
-        current, run, fast, seen, checked = (plan.state, plan.run, plan.only_flatdicts,
-                                             plan.seen_edits, plan.checked_version)
+        current, run, fast, seen, checked = (
+            plan.state,
+            plan.run,
+            plan.only_flatdicts,
+            plan.seen_edits,
+            plan.checked_version,
+        )
         scalars = self.scalars
         is_, attribute = operator.is_, state.__getattribute__
 

@@ -12,13 +12,15 @@ from .base import Optimizer, course_update
 
 # The rule, twice: the CUDA kernel (also compiled for the CPU) and its NumPy twin, the same
 # operations in the same order on the same names.
-SPEC = register(KernelSpec(
-    name="xpopt_gd",
-    in_params="T grad, T lr",
-    out_params="T param",
-    operation="param = param - lr * grad;",
-    scalars=("lr",),
-))
+SPEC = register(
+    KernelSpec(
+        name="xpopt_gd",
+        in_params="T grad, T lr",
+        out_params="T param",
+        operation="param = param - lr * grad;",
+        scalars=("lr",),
+    )
+)
 
 
 def gd_rule(xp, param, grad, a, b, *, lr):

@@ -8,16 +8,15 @@ from .base import Optimizer, course_update, hyperparameter, zeros_state
 
 # The rule, twice: the CUDA kernel (also compiled for the CPU) and its NumPy twin, the same
 # operations in the same order on the same names.
-SPEC = register(KernelSpec(
-    name="xpopt_momentum",
-    in_params="T grad, T lr, T beta, T one_minus_beta",
-    out_params="T param, T v",
-    operation=(
-        "v = beta * v + one_minus_beta * grad;\n"
-        "param = param - lr * v;"
-    ),
-    scalars=("lr", "beta", "one_minus_beta"),
-))
+SPEC = register(
+    KernelSpec(
+        name="xpopt_momentum",
+        in_params="T grad, T lr, T beta, T one_minus_beta",
+        out_params="T param, T v",
+        operation=("v = beta * v + one_minus_beta * grad;\nparam = param - lr * v;"),
+        scalars=("lr", "beta", "one_minus_beta"),
+    )
+)
 
 
 def momentum_rule(xp, param, grad, v, a, b, *, lr, beta, one_minus_beta):
@@ -44,7 +43,7 @@ class Momentum(Optimizer):
     rule = momentum_rule
     slots = ("v",)
     _beta: float
-    beta = hyperparameter("beta", lambda value: check_beta(value, 'beta'))
+    beta = hyperparameter("beta", lambda value: check_beta(value, "beta"))
 
     def __init__(self, learning_rate: float = 0.0007, beta: float = 0.9, *, fused: bool = True):
         super().__init__(learning_rate, fused=fused)
@@ -62,8 +61,9 @@ def initialize_velocity(parameters: dict) -> dict:
     return zeros_state(parameters)
 
 
-def update_parameters_with_momentum(parameters: dict, grads: dict, v: dict, beta: float,
-                                    learning_rate: float) -> tuple[dict, dict]:
+def update_parameters_with_momentum(
+    parameters: dict, grads: dict, v: dict, beta: float, learning_rate: float
+) -> tuple[dict, dict]:
     """The course's momentum step, in place.
 
     Parameters

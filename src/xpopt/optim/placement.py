@@ -59,12 +59,15 @@ def groups(parameters: Any, named: dict[str, Any], packed: bool) -> list[dict[st
     of whole buffers when ``packed``, else one per parameter (``named``: role -> dict)."""
     if packed:
         return [{"param": parameters.flat, **{role: d.flat for role, d in named.items()}}]
-    return [{"param": p, **{role: d["d" + k] for role, d in named.items()}}
-            for k, p in parameters.items()]
+    return [
+        {"param": p, **{role: d["d" + k] for role, d in named.items()}}
+        for k, p in parameters.items()
+    ]
 
 
-def place(spec: kernels.KernelSpec, rule: Callable, arrays: list[dict], *, fused: bool,
-          scratch: Scratch):
+def place(
+    spec: kernels.KernelSpec, rule: Callable, arrays: list[dict], *, fused: bool, scratch: Scratch
+):
     """The runner for these groups (``arrays``), chosen once."""
     first = arrays[0]["param"]
     if fused and is_cupy_array(first):
@@ -94,8 +97,10 @@ def _cut(arrays: list[dict], size: Callable[[int], int], workers: int) -> list[l
         step = max(size(n), 1)  # an empty array: no piece, and no zero range step
         pieces += [(g, lo, min(lo + step, n)) for lo in range(0, n, step)]
     workers = max(1, min(workers, len(pieces)))
-    return [pieces[w * len(pieces) // workers:(w + 1) * len(pieces) // workers]
-            for w in range(workers)]
+    return [
+        pieces[w * len(pieces) // workers : (w + 1) * len(pieces) // workers]
+        for w in range(workers)
+    ]
 
 
 class CupyRunner:
@@ -119,8 +124,10 @@ class _PieceRunner:
 
     def __init__(self, arrays, parts):
         self.arrays = arrays
-        self.pieces = [[(g, lo, hi, self._arguments(g, lo, hi, w)) for g, lo, hi in part]
-                       for w, part in enumerate(parts)]
+        self.pieces = [
+            [(g, lo, hi, self._arguments(g, lo, hi, w)) for g, lo, hi in part]
+            for w, part in enumerate(parts)
+        ]
         self.calls = [[self._call(args) for *_, args in part] for part in self.pieces]
         # the common case, one piece: run is that call itself
         self.run = self.calls[0][0] if sum(map(len, self.calls)) == 1 else self._run_all
@@ -161,10 +168,14 @@ class HostRunner(_PieceRunner):
             raise ValueError(f"{spec.name}: the host build wants its scalars side by side")
         names = [name for _, _, name in spec.params]
         self.head, self.tail, scalars = names[:first], names[last:], names[first:last]
-        self.get = (operator.itemgetter(*scalars) if len(scalars) > 1
-                    else lambda values: (values[scalars[0]],))
-        self.addresses = [{role: hostkernels.address(a) for role, a in group.items()}
-                          for group in arrays]
+        self.get = (
+            operator.itemgetter(*scalars)
+            if len(scalars) > 1
+            else lambda values: (values[scalars[0]],)
+        )
+        self.addresses = [
+            {role: hostkernels.address(a) for role, a in group.items()} for group in arrays
+        ]
         super().__init__(arrays, parts)
 
     def _arguments(self, g, lo, hi, worker) -> tuple[list, list]:
@@ -187,8 +198,9 @@ class TwinRunner(_PieceRunner):
 
     def __init__(self, rule, xp, arrays, parts, scratch):
         self.rule, self.xp, self.scratch = rule, xp, scratch
-        self.widths = [max((hi - lo for _, lo, hi in part if lo is not None), default=0)
-                       for part in parts]
+        self.widths = [
+            max((hi - lo for _, lo, hi in part if lo is not None), default=0) for part in parts
+        ]
         super().__init__(arrays, parts)
 
     def _arguments(self, g, lo, hi, worker) -> list:
@@ -198,7 +210,7 @@ class TwinRunner(_PieceRunner):
             first = group["param"]
             return [*group.values(), xp.empty_like(first), xp.empty_like(first)]
         a, b = self.scratch.get(xp, group["param"].dtype, self.widths[worker], worker=worker)
-        return [*(x.reshape(-1)[lo:hi] for x in group.values()), a[:hi - lo], b[:hi - lo]]
+        return [*(x.reshape(-1)[lo:hi] for x in group.values()), a[: hi - lo], b[: hi - lo]]
 
     def _call(self, args) -> Callable[[dict], None]:
         rule, xp = self.rule, self.xp
@@ -226,6 +238,7 @@ def _pool() -> ThreadPoolExecutor:
     global _pool_executor
     with _pool_lock:
         if _pool_executor is None:
-            _pool_executor = ThreadPoolExecutor(max_workers=num_threads(),
-                                                thread_name_prefix="xpopt-update")
+            _pool_executor = ThreadPoolExecutor(
+                max_workers=num_threads(), thread_name_prefix="xpopt-update"
+            )
         return _pool_executor

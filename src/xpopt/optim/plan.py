@@ -47,16 +47,22 @@ class UpdatePlan:
         Checked as cast to the arrays' dtype (:func:`xpopt.validation.check_scalars`).
     """
 
-    def __init__(self, spec, rule, parameters, grads, state, *, fused=True, scratch=None,
-                 scalars=None):
+    def __init__(
+        self, spec, rule, parameters, grads, state, *, fused=True, scratch=None, scalars=None
+    ):
         self.seen_edits = EDITS[0]  # read before looking: a later rebinding changes it
         self.packed, self.dtype = check_update(parameters, grads, state)
         if scalars is not None:
             check_scalars(scalars, self.dtype)
         named = {"grad": grads, **state}
         self.arrays = groups(parameters, named, self.packed)
-        self.runner = place(spec, rule, self.arrays, fused=fused,
-                            scratch=scratch if scratch is not None else Scratch())
+        self.runner = place(
+            spec,
+            rule,
+            self.arrays,
+            fused=fused,
+            scratch=scratch if scratch is not None else Scratch(),
+        )
         self.requested_fused = bool(fused)
         self.parameters, self.grads, self.state = parameters, grads, tuple(state.values())
         self.written = written_roots(self.arrays)  # for check_new_grads
@@ -112,17 +118,24 @@ class UpdatePlan:
     def still_valid(self, parameters, grads, state_dicts) -> bool:
         """True for the same dicts the plan was made from, holding the same arrays."""
         key = (parameters, grads, *state_dicts)
-        return (len(key) == len(self.dicts) and all(map(operator.is_, key, self.dicts))
-                and self.current())
+        return (
+            len(key) == len(self.dicts)
+            and all(map(operator.is_, key, self.dicts))
+            and self.current()
+        )
 
     def reuse(self, parameters, grads, state_dicts) -> bool:
         """:meth:`still_valid` with the arrays it writes still writeable; also true, after
         rebinding the plan to ``grads``, for a new gradients dict that
         :func:`~xpopt.validation.check_new_grads` accepts."""
         state_dicts = tuple(state_dicts)
-        if not (parameters is self.parameters and len(state_dicts) == len(self.state)
-                and all(map(operator.is_, state_dicts, self.state)) and self.current()
-                and still_writeable(self.written_arrays)):
+        if not (
+            parameters is self.parameters
+            and len(state_dicts) == len(self.state)
+            and all(map(operator.is_, state_dicts, self.state))
+            and self.current()
+            and still_writeable(self.written_arrays)
+        ):
             return False
         if grads is self.grads:
             return True

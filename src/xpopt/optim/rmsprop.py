@@ -8,16 +8,18 @@ from .base import Optimizer, course_update, hyperparameter, zeros_state
 
 # The rule, twice: the CUDA kernel (also compiled for the CPU) and its NumPy twin, the same
 # operations in the same order on the same names.
-SPEC = register(KernelSpec(
-    name="xpopt_rmsprop",
-    in_params="T grad, T lr, T beta2, T one_minus_beta2, T eps",
-    out_params="T param, T s",
-    operation=(
-        "s = beta2 * s + one_minus_beta2 * (grad * grad);\n"
-        "param = param - lr * grad / (sqrt(s) + eps);"
-    ),
-    scalars=("lr", "beta2", "one_minus_beta2", "eps"),
-))
+SPEC = register(
+    KernelSpec(
+        name="xpopt_rmsprop",
+        in_params="T grad, T lr, T beta2, T one_minus_beta2, T eps",
+        out_params="T param, T s",
+        operation=(
+            "s = beta2 * s + one_minus_beta2 * (grad * grad);\n"
+            "param = param - lr * grad / (sqrt(s) + eps);"
+        ),
+        scalars=("lr", "beta2", "one_minus_beta2", "eps"),
+    )
+)
 
 
 def rmsprop_rule(xp, param, grad, s, a, b, *, lr, beta2, one_minus_beta2, eps):
@@ -33,8 +35,9 @@ def rmsprop_rule(xp, param, grad, s, a, b, *, lr, beta2, one_minus_beta2, eps):
     xp.subtract(param, a, out=param)
 
 
-def rmsprop_scalars(learning_rate: float, beta2: float, epsilon: float,
-                    t: int = 1) -> dict[str, float]:
+def rmsprop_scalars(
+    learning_rate: float, beta2: float, epsilon: float, t: int = 1
+) -> dict[str, float]:
     return {"lr": learning_rate, "beta2": beta2, "one_minus_beta2": 1 - beta2, "eps": epsilon}
 
 
@@ -50,11 +53,17 @@ class RMSprop(Optimizer):
     slots = ("s",)
     _beta2: float
     _epsilon: float
-    beta2 = hyperparameter("beta2", lambda value: check_beta(value, 'beta2'))
+    beta2 = hyperparameter("beta2", lambda value: check_beta(value, "beta2"))
     epsilon = hyperparameter("epsilon", lambda value: check_epsilon(value))
 
-    def __init__(self, learning_rate: float = 0.0007, beta2: float = 0.999, epsilon: float = 1e-8,
-                 *, fused: bool = True):
+    def __init__(
+        self,
+        learning_rate: float = 0.0007,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+        *,
+        fused: bool = True,
+    ):
         super().__init__(learning_rate, fused=fused)
         self.beta2 = beta2
         self.epsilon = epsilon
@@ -71,9 +80,14 @@ def initialize_rmsprop(parameters: dict) -> dict:
     return zeros_state(parameters)
 
 
-def update_parameters_with_rmsprop(parameters: dict, grads: dict, s: dict,
-                                   learning_rate: float = 0.01, beta2: float = 0.999,
-                                   epsilon: float = 1e-8) -> tuple[dict, dict]:
+def update_parameters_with_rmsprop(
+    parameters: dict,
+    grads: dict,
+    s: dict,
+    learning_rate: float = 0.01,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+) -> tuple[dict, dict]:
     """One RMSprop step (the week's lectures), in place.
 
     Parameters
