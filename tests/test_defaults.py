@@ -43,8 +43,10 @@ def test_make_optimizer_and_model_agree(name):
     assert default(xpopt.model, "learning_rate") == MODEL_LR
 
 
-@pytest.mark.parametrize("name", ["update_parameters_with_gd", "update_parameters_with_momentum",
-                                  "update_parameters_with_adam"])
+@pytest.mark.parametrize(
+    "name",
+    ["update_parameters_with_gd", "update_parameters_with_momentum", "update_parameters_with_adam"],
+)
 def test_course_functions_keep_the_courses_signatures(name):
     ours = inspect.signature(getattr(xpopt, name)).parameters
     theirs = inspect.signature(getattr(course, name)).parameters

@@ -128,8 +128,12 @@ def test_copies_are_independent_and_packed(how, rebound):
     if rebound:
         p["W2"] = p["W2"] * 10
     expected = {k: numpy.array(v) for k, v in p.items()}
-    q = {"copy": lambda x: x.copy(), "copy.copy": copy.copy, "copy.deepcopy": copy.deepcopy,
-         "pickle": lambda x: pickle.loads(pickle.dumps(x))}[how](p)
+    q = {
+        "copy": lambda x: x.copy(),
+        "copy.copy": copy.copy,
+        "copy.deepcopy": copy.deepcopy,
+        "pickle": lambda x: pickle.loads(pickle.dumps(x)),
+    }[how](p)
     assert type(q) is FlatDict and q.packed and q.layout == p.layout
     assert list(q) == list(p)
     for k in p:

@@ -63,16 +63,24 @@ def _run_both(name, n, dtype, steps, gradients):
         assert fused_state.plan.host is not None and twin_state.plan.host is None
         assert_bitwise_equal(params.flat, twins.flat, f"{name} step {step + 1}")
         for slot in type(fused_opt).slots:
-            assert_bitwise_equal(getattr(fused_state, slot).flat, getattr(twin_state, slot).flat,
-                                 f"{name} {slot} step {step + 1}")
+            assert_bitwise_equal(
+                getattr(fused_state, slot).flat,
+                getattr(twin_state, slot).flat,
+                f"{name} {slot} step {step + 1}",
+            )
 
 
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_compiled_equals_twin_over_many_steps(name, dtype):
     """30 steps with gradients of random scale: the same bits on both paths (t from 1)."""
-    _run_both(name, 1001, dtype, 30,
-              lambda rng, step: rng.standard_normal(1001) * 10.0 ** rng.integers(-6, 4))
+    _run_both(
+        name,
+        1001,
+        dtype,
+        30,
+        lambda rng, step: rng.standard_normal(1001) * 10.0 ** rng.integers(-6, 4),
+    )
 
 
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
@@ -138,13 +146,16 @@ def test_host_source_is_the_cuda_operation_text():
 
 def test_disabled_by_environment():
     """XPOPT_HOST_KERNELS=0 turns the compiled path off (the NumPy twin runs), with a reason."""
-    code = ("import numpy, xpopt; from xpopt import hostkernels\n"
-            "p = xpopt.initialize_parameters([3, 2]); g = p.zeros_like('d')\n"
-            "o = xpopt.Adam(); s = o.init(p); o.update(p, g, s)\n"
-            "print(hostkernels.unavailable_reason(), s.plan.host)")
+    code = (
+        "import numpy, xpopt; from xpopt import hostkernels\n"
+        "p = xpopt.initialize_parameters([3, 2]); g = p.zeros_like('d')\n"
+        "o = xpopt.Adam(); s = o.init(p); o.update(p, g, s)\n"
+        "print(hostkernels.unavailable_reason(), s.plan.host)"
+    )
     env = {**os.environ, "XPOPT_HOST_KERNELS": "0"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "disabled by XPOPT_HOST_KERNELS=0 None"
 
 

@@ -36,7 +36,6 @@ def test_specs_import_without_cupy():
             assert spec.params and spec.params[0] == ("in", "T", "grad"), spec.params
         print("ok")
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"

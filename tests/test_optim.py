@@ -23,7 +23,7 @@ from xpopt.optim.base import CHUNK
 THREADED_MIN = getattr(optim_base, "THREADED_MIN", 1 << 20)
 
 NAMES = ("gd", "momentum", "rmsprop", "adam")
-LAYERS = [3, 4, 2, 1]          # keys W1, b1, W2, b2, W3, b3: the last key is b3 / db3
+LAYERS = [3, 4, 2, 1]  # keys W1, b1, W2, b2, W3, b3: the last key is b3 / db3
 LAST = "b3"
 DEFAULTS = {"learning_rate": 0.01, "beta": 0.9, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
 # Non-default values: a rule that hard-codes a default cannot pass with these.
@@ -76,11 +76,13 @@ def step(mod, name: str, params: dict, grads: dict, state: tuple, t: int, hp: di
         p, v = mod.update_parameters_with_momentum(params, grads, state[0], hp["beta"], lr)
         return p, (v,), ()
     if name == "rmsprop":
-        p, s = mod.update_parameters_with_rmsprop(params, grads, state[0], lr, hp["beta2"],
-                                                  hp["epsilon"])
+        p, s = mod.update_parameters_with_rmsprop(
+            params, grads, state[0], lr, hp["beta2"], hp["epsilon"]
+        )
         return p, (s,), ()
-    p, v, s, vc, sc = mod.update_parameters_with_adam(params, grads, state[0], state[1], t, lr,
-                                                      hp["beta1"], hp["beta2"], hp["epsilon"])
+    p, v, s, vc, sc = mod.update_parameters_with_adam(
+        params, grads, state[0], state[1], t, lr, hp["beta1"], hp["beta2"], hp["epsilon"]
+    )
     return p, (v, s), (vc, sc)
 
 
@@ -88,7 +90,9 @@ def assert_dicts_equal(actual: dict, desired: dict, what: str) -> None:
     assert set(actual) == set(desired), f"{what}: keys {sorted(actual)} != {sorted(desired)}"
     for k in desired:
         a, d = np.asarray(actual[k]), np.asarray(desired[k])
-        assert a.dtype == d.dtype and a.shape == d.shape, f"{what}[{k}]: {a.dtype}{a.shape} != {d.dtype}{d.shape}"
+        assert a.dtype == d.dtype and a.shape == d.shape, (
+            f"{what}[{k}]: {a.dtype}{a.shape} != {d.dtype}{d.shape}"
+        )
         assert np.array_equal(a, d), f"{what}[{k!r}] differs from the course's"
 
 
@@ -109,7 +113,7 @@ def test_functions_equal_course_bit_for_bit(name, style, hp):
     ref_params = plain(params)
     state = init_state(xpopt, name, params)
     ref_state = init_state(course, name, ref_params)
-    for got, want in zip(state, ref_state):
+    for got, want in zip(state, ref_state, strict=True):
         assert_dicts_equal(got, want, "initial state")
         if style != "plain":
             assert isinstance(got, FlatDict) and got.packed
@@ -118,14 +122,18 @@ def test_functions_equal_course_bit_for_bit(name, style, hp):
         grads = make_grads(params, style, seed=t)
         grads_before = plain(grads)
         out_params, out_state, extras = step(xpopt, name, params, grads, state, t, hp)
-        ref_params, ref_state, ref_extras = step(course, name, ref_params, plain(grads), ref_state, t, hp)
+        ref_params, ref_state, ref_extras = step(
+            course, name, ref_params, plain(grads), ref_state, t, hp
+        )
         assert out_params is params
-        assert all(a is b for a, b in zip(out_state, state))
-        assert all(params[k] is held[k] for k in params), "an array was rebound, not updated in place"
+        assert all(a is b for a, b in zip(out_state, state, strict=True))
+        assert all(params[k] is held[k] for k in params), (
+            "an array was rebound, not updated in place"
+        )
         assert_dicts_equal(params, ref_params, f"step {t} parameters")
-        for i, (got, want) in enumerate(zip(state, ref_state)):
+        for i, (got, want) in enumerate(zip(state, ref_state, strict=True)):
             assert_dicts_equal(got, want, f"step {t} state {i}")
-        for got, want in zip(extras, ref_extras):
+        for got, want in zip(extras, ref_extras, strict=True):
             assert_dicts_equal(got, want, f"step {t} bias-corrected moment")
         assert_dicts_equal(grads, grads_before, "gradients (must not change)")
         if isinstance(params, FlatDict):
@@ -147,11 +155,17 @@ def test_float32_stays_float32_and_matches_float64_reference(name, style):
         assert all(g.dtype == np.float32 for g in grads.values())
         _, _, extras = step(xpopt, name, params, grads, state, t, ODD)
         ref_params, ref_state, ref_extras = step(
-            course, name, ref_params, {k: g.astype(np.float64) for k, g in grads.items()},
-            ref_state, t, ODD)
+            course,
+            name,
+            ref_params,
+            {k: g.astype(np.float64) for k, g in grads.items()},
+            ref_state,
+            t,
+            ODD,
+        )
     for k in params:
         assert_close(params[k], ref_params[k].astype(np.float32), rtol=2e-5, atol=1e-6)
-    for got, want in zip(state + extras, ref_state + ref_extras):
+    for got, want in zip(state + extras, ref_state + ref_extras, strict=True):
         for k in want:
             assert got[k].dtype == np.float32, f"{k} was promoted to {got[k].dtype}"
             assert_close(got[k], want[k].astype(np.float32), rtol=2e-5, atol=1e-7)
@@ -160,14 +174,18 @@ def test_float32_stays_float32_and_matches_float64_reference(name, style):
 # ---------------------------------------------------------------------------- objects
 def make_optimizer(name: str, hp: dict, **kw):
     lr = hp["learning_rate"]
-    return {"gd": lambda: xpopt.GD(lr, **kw),
-            "momentum": lambda: xpopt.Momentum(lr, hp["beta"], **kw),
-            "rmsprop": lambda: xpopt.RMSprop(lr, hp["beta2"], hp["epsilon"], **kw),
-            "adam": lambda: xpopt.Adam(lr, hp["beta1"], hp["beta2"], hp["epsilon"], **kw)}[name]()
+    return {
+        "gd": lambda: xpopt.GD(lr, **kw),
+        "momentum": lambda: xpopt.Momentum(lr, hp["beta"], **kw),
+        "rmsprop": lambda: xpopt.RMSprop(lr, hp["beta2"], hp["epsilon"], **kw),
+        "adam": lambda: xpopt.Adam(lr, hp["beta1"], hp["beta2"], hp["epsilon"], **kw),
+    }[name]()
 
 
 def object_state(name: str, state) -> tuple:
-    return {"gd": (), "momentum": (state.v,), "rmsprop": (state.s,), "adam": (state.v, state.s)}[name]
+    return {"gd": (), "momentum": (state.v,), "rmsprop": (state.s,), "adam": (state.v, state.s)}[
+        name
+    ]
 
 
 # learning rate of each step and how it is set: "attr" (opt.learning_rate = x, persists),
@@ -203,10 +221,11 @@ def test_objects_equal_course_with_changing_learning_rate(name, style):
             opt.update(params, grads, state)
             step_lr = lr
         assert state.t == t
-        ref_params, ref_state, _ = step(course, name, ref_params, grads, ref_state, t,
-                                        {**ODD, "learning_rate": step_lr})
+        ref_params, ref_state, _ = step(
+            course, name, ref_params, grads, ref_state, t, {**ODD, "learning_rate": step_lr}
+        )
         assert_dicts_equal(params, ref_params, f"step {t} parameters")
-        for got, want in zip(object_state(name, state), ref_state):
+        for got, want in zip(object_state(name, state), ref_state, strict=True):
             assert_dicts_equal(got, want, f"step {t} state")
 
 
@@ -230,17 +249,18 @@ def test_objects_reusing_the_same_dicts(name):
         do_step()
         assert state.t == t
         nonlocal ref_params, ref_state
-        ref_params, ref_state, _ = step(course, name, ref_params, grads, ref_state, t,
-                                        {**ODD, "learning_rate": lr})
+        ref_params, ref_state, _ = step(
+            course, name, ref_params, grads, ref_state, t, {**ODD, "learning_rate": lr}
+        )
         assert_dicts_equal(params, ref_params, f"step {t} parameters")
-        for got, want in zip(object_state(name, state), ref_state):
+        for got, want in zip(object_state(name, state), ref_state, strict=True):
             assert_dicts_equal(got, want, f"step {t} state")
 
     for t in range(1, 4):
         check_step(t, lambda: opt.update(params, grads, state))
         lr = lr / 2
         opt.learning_rate = lr
-    params["W1"] = params["W1"] * 1.0          # course style: a new array, the dict unpacked
+    params["W1"] = params["W1"] * 1.0  # course style: a new array, the dict unpacked
     rebound = params["W1"]
     assert not params.packed
     check_step(4, lambda: opt.update(params, grads, state))
@@ -265,7 +285,7 @@ def test_objects_equal_functions(name):
         opt.update(a, grads, state)
         _, fstate, _ = step(xpopt, name, b, grads, fstate, t, ODD)
     assert_dicts_equal(a, b, "parameters")
-    for got, want in zip(object_state(name, state), fstate):
+    for got, want in zip(object_state(name, state), fstate, strict=True):
         assert_dicts_equal(got, want, "state")
 
 
@@ -308,7 +328,7 @@ def test_large_buffers_chunked_path_bit_identical(name, style):
         ref_params, ref_state, _ = step(course, name, ref_params, plain(grads), ref_state, t, ODD)
     assert_dicts_equal(params, ref_params, "parameters (function)")
     assert_dicts_equal(obj_params, ref_params, "parameters (object)")
-    for got, ogot, want in zip(state, object_state(name, ostate), ref_state):
+    for got, ogot, want in zip(state, object_state(name, ostate), ref_state, strict=True):
         assert_dicts_equal(got, want, "state (function)")
         assert_dicts_equal(ogot, want, "state (object)")
 
@@ -337,11 +357,11 @@ def test_threaded_path_bit_identical(name, threads, monkeypatch):
         opt.update(obj_params, grads, ostate)
         ref_params, ref_state, _ = step(course, name, ref_params, grads, ref_state, t, ODD)
     plan = getattr(ostate, "plan", None)
-    if plan is not None and hasattr(plan, "parts"):   # white-box guard: the path was threaded
+    if plan is not None and hasattr(plan, "parts"):  # white-box guard: the path was threaded
         assert len(plan.parts) == int(threads)
     assert_dicts_equal(params, ref_params, "parameters (function)")
     assert_dicts_equal(obj_params, ref_params, "parameters (object)")
-    for got, ogot, want in zip(state, object_state(name, ostate), ref_state):
+    for got, ogot, want in zip(state, object_state(name, ostate), ref_state, strict=True):
         assert_dicts_equal(got, want, "state (function)")
         assert_dicts_equal(ogot, want, "state (object)")
 
@@ -362,9 +382,9 @@ def test_chunk_boundaries_single_array_100003():
         xpopt.update_parameters_with_adam(params, g, v, s, t, 0.05, 0.85, 0.99, 1e-7)
         # the course's per-key expressions, written out (its loop needs W and b pairs)
         rv["dW1"] = 0.85 * rv["dW1"] + (1 - 0.85) * g["dW1"]
-        vc = rv["dW1"] / (1 - 0.85 ** t)
+        vc = rv["dW1"] / (1 - 0.85**t)
         rs["dW1"] = 0.99 * rs["dW1"] + (1 - 0.99) * np.power(g["dW1"], 2)
-        sc = rs["dW1"] / (1 - 0.99 ** t)
+        sc = rs["dW1"] / (1 - 0.99**t)
         ref_params["W1"] = ref_params["W1"] - 0.05 * vc / (np.sqrt(sc) + 1e-7)
     assert np.array_equal(params["W1"], ref_params["W1"])
     assert np.array_equal(v["dW1"], rv["dW1"]) and np.array_equal(s["dW1"], rs["dW1"])
@@ -379,11 +399,11 @@ def test_non_contiguous_user_arrays_update_in_place(name):
     params = {}
     for l, (n_out, n_in) in enumerate([(4, 3), (2, 4), (1, 2)], start=1):
         base[f"W{l}"] = rng.standard_normal((2 * n_in, n_out))
-        params[f"W{l}"] = base[f"W{l}"][::2].T                # every other row, transposed
+        params[f"W{l}"] = base[f"W{l}"][::2].T  # every other row, transposed
         base[f"b{l}"] = rng.standard_normal((n_out, 3))
-        params[f"b{l}"] = base[f"b{l}"][:, 1:2]               # strided column
+        params[f"b{l}"] = base[f"b{l}"][:, 1:2]  # strided column
     strided = [k for k, p in params.items() if not p.flags.c_contiguous]
-    assert strided == ["W1", "b1", "W2", "b2", "W3"]          # b3 (1, 1) is trivially contiguous
+    assert strided == ["W1", "b1", "W2", "b2", "W3"]  # b3 (1, 1) is trivially contiguous
     ref_params = plain(params)
     state = init_state(xpopt, name, params)
     ref_state = init_state(course, name, ref_params)
@@ -393,17 +413,23 @@ def test_non_contiguous_user_arrays_update_in_place(name):
         ref_params, ref_state, _ = step(course, name, ref_params, plain(grads), ref_state, t, ODD)
     assert_dicts_equal(params, ref_params, "parameters")
     for l in range(1, 4):
-        assert np.array_equal(base[f"W{l}"][::2].T, ref_params[f"W{l}"]), "update not visible in the user's array"
+        assert np.array_equal(base[f"W{l}"][::2].T, ref_params[f"W{l}"]), (
+            "update not visible in the user's array"
+        )
         assert np.array_equal(base[f"b{l}"][:, 1:2], ref_params[f"b{l}"])
-    for got, want in zip(state, ref_state):
+    for got, want in zip(state, ref_state, strict=True):
         assert_dicts_equal(got, want, "state")
 
 
 # ------------------------------------------------------------------------- bad input
 def snapshot(*dicts) -> list:
     """(dict, key, array object, copy of its values) for every array, to prove nothing changed."""
-    return [(d, k, a, np.array(a, copy=True)) for d in dicts for k, a in d.items()
-            if isinstance(a, np.ndarray)]
+    return [
+        (d, k, a, np.array(a, copy=True))
+        for d in dicts
+        for k, a in d.items()
+        if isinstance(a, np.ndarray)
+    ]
 
 
 def assert_unchanged(snap) -> None:
@@ -412,8 +438,9 @@ def assert_unchanged(snap) -> None:
         assert np.array_equal(a, before, equal_nan=True), f"{k} was modified before the error"
 
 
-def variant(d: dict, key: str, *, rename: str | None = None, shape=None, dtype=None,
-            value=None) -> dict:
+def variant(
+    d: dict, key: str, *, rename: str | None = None, shape=None, dtype=None, value=None
+) -> dict:
     """A copy of ``d`` (same container style) with ``key`` renamed, re-shaped, cast, or set
     to ``value``. A FlatDict gets a new layout (so that the packed fast path is not taken
     silently) except for ``dtype``, which casts the whole buffer."""
@@ -421,8 +448,10 @@ def variant(d: dict, key: str, *, rename: str | None = None, shape=None, dtype=N
     if isinstance(d, FlatDict) and value is None:
         if dtype is not None:
             return FlatDict(d.flat.astype(dtype), d.layout)
-        layout = [((rename or k) if k == key else k, (shape if (k == key and shape) else s))
-                  for k, s in d.layout]
+        layout = [
+            ((rename or k) if k == key else k, (shape if (k == key and shape) else s))
+            for k, s in d.layout
+        ]
         out = FlatDict.empty(layout, dtype=d.flat.dtype)
         out.flat[...] = rng.standard_normal(out.flat.size)
         return out
@@ -451,8 +480,20 @@ def setup_call(name: str, style: str):
 
 BAD_ARRAYS = [
     # id, which dict, variant() kwargs, exception, message regex
-    ("grads-missing-last-key", "grads", {"rename": "dX9"}, KeyError, r"grads.*missing \['db3'\].*'dX9'"),
-    ("grads-last-shape", "grads", {"shape": (1, 2)}, ValueError, r"grads\['db3'\] has shape \(1, 2\)"),
+    (
+        "grads-missing-last-key",
+        "grads",
+        {"rename": "dX9"},
+        KeyError,
+        r"grads.*missing \['db3'\].*'dX9'",
+    ),
+    (
+        "grads-last-shape",
+        "grads",
+        {"shape": (1, 2)},
+        ValueError,
+        r"grads\['db3'\] has shape \(1, 2\)",
+    ),
     ("grads-float32", "grads", {"dtype": np.float32}, TypeError, r"one dtype.*float32.*float64"),
     ("grads-last-not-array", "grads", {"value": [[0.5]]}, TypeError, r"grads\['db3'\].*array"),
     ("state-missing-last-key", "state", {"rename": "dX9"}, KeyError, r"missing \['db3'\]"),
@@ -505,11 +546,19 @@ def test_integer_arrays_rejected(name, style):
     else:
         params = {k: (v * 100).astype(np.int64) for k, v in p64.items()}
     grads = make_grads(p64, style, 3)
-    grads = (FlatDict((grads.flat * 100).astype(np.int64), grads.layout) if style == "flat"
-             else {k: (v * 100).astype(np.int64) for k, v in grads.items()})
-    state = tuple((FlatDict(np.ones_like(d.flat, dtype=np.int64), d.layout) if style == "flat"
-                   else {k: np.ones_like(v, dtype=np.int64) for k, v in d.items()})
-                  for d in init_state(xpopt, name, p64))
+    grads = (
+        FlatDict((grads.flat * 100).astype(np.int64), grads.layout)
+        if style == "flat"
+        else {k: (v * 100).astype(np.int64) for k, v in grads.items()}
+    )
+    state = tuple(
+        (
+            FlatDict(np.ones_like(d.flat, dtype=np.int64), d.layout)
+            if style == "flat"
+            else {k: np.ones_like(v, dtype=np.int64) for k, v in d.items()}
+        )
+        for d in init_state(xpopt, name, p64)
+    )
     snap = snapshot(params, grads, *state)
     with pytest.raises(TypeError, match="floating"):
         step(xpopt, name, params, grads, state, 1, ODD)
@@ -593,12 +642,12 @@ def test_object_bad_input_leaves_state_and_t(name):
     state = opt.init(params)
     grads = make_grads(params, "flat", 1)
     opt.update(params, grads, state)
-    opt.update(params, grads, state)           # the same dicts again: a kept plan may be used
+    opt.update(params, grads, state)  # the same dicts again: a kept plan may be used
     bad = variant(make_grads(params, "flat", 2), "d" + LAST, shape=(1, 2))
     snap = snapshot(params, *object_state(name, state))
     with pytest.raises(ValueError, match="db3"):
         opt.update(params, bad, state)
-    grads["d" + LAST] = np.zeros((1, 2))       # the kept dict, rebound to a wrong shape
+    grads["d" + LAST] = np.zeros((1, 2))  # the kept dict, rebound to a wrong shape
     with pytest.raises(ValueError, match="db3"):
         opt.update(params, grads, state)
     with pytest.raises(ValueError, match="learning_rate"):
@@ -611,10 +660,12 @@ def test_object_bad_input_leaves_state_and_t(name):
 def test_object_hyperparameters_validated(name):
     """Constructors reject bad hyperparameters; setting a bad learning rate raises and keeps
     the previous one."""
-    bad = {"gd": [{"learning_rate": -1.0}],
-           "momentum": [{"beta": 1.0}, {"beta": -0.1}],
-           "rmsprop": [{"beta2": 1.0}, {"epsilon": 0.0}],
-           "adam": [{"beta1": 1.0}, {"beta2": -0.1}, {"epsilon": -1.0}]}[name]
+    bad = {
+        "gd": [{"learning_rate": -1.0}],
+        "momentum": [{"beta": 1.0}, {"beta": -0.1}],
+        "rmsprop": [{"beta2": 1.0}, {"epsilon": 0.0}],
+        "adam": [{"beta1": 1.0}, {"beta2": -0.1}, {"epsilon": -1.0}],
+    }[name]
     for overrides in bad:
         with pytest.raises(ValueError, match=next(iter(overrides))):
             make_optimizer(name, {**ODD, **overrides})
@@ -659,7 +710,7 @@ def test_objects_on_xp_equal_course(xp, name, fused):
         ref_params, ref_state, _ = step(course, name, ref_params, grads, ref_state, t, ODD)
     for k in ref_params:
         assert_close(params[k], ref_params[k], exact=True)
-    for got, want in zip(object_state(name, state), ref_state):
+    for got, want in zip(object_state(name, state), ref_state, strict=True):
         for k in want:
             assert_close(got[k], want[k], exact=True)
 
@@ -702,7 +753,7 @@ def test_steps_allocate_only_reusable_scratch(name, size, monkeypatch):
     grads.flat[...] = np.random.default_rng(0).standard_normal(params.flat.size)
     opt = make_optimizer(name, ODD)
     state = opt.init(params)
-    opt.update(params, grads, state)                      # warm-up: scratch allocated here
+    opt.update(params, grads, state)  # warm-up: scratch allocated here
     peak = peak_allocation(lambda: opt.update(params, grads, state))
     assert peak < STEP_ALLOCATION_BOUND, f"{name} step allocated {peak} bytes"
     assert state.t == 4

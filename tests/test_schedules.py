@@ -61,7 +61,9 @@ def test_numpy_integer_epoch_accepted():
     """Epochs may be NumPy integers (from np.arange) and give the same values as ints."""
     for epoch in np.arange(0, 3001, 250):
         assert xpopt.update_lr(0.1, epoch, 0.3) == xpopt.update_lr(0.1, int(epoch), 0.3)
-        assert xpopt.schedule_lr_decay(0.1, epoch, 0.3) == xpopt.schedule_lr_decay(0.1, int(epoch), 0.3)
+        assert xpopt.schedule_lr_decay(0.1, epoch, 0.3) == xpopt.schedule_lr_decay(
+            0.1, int(epoch), 0.3
+        )
 
 
 finite = st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False)
@@ -95,8 +97,9 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("fn", [xpopt.update_lr, xpopt.schedule_lr_decay],
-                         ids=["update_lr", "schedule_lr_decay"])
+@pytest.mark.parametrize(
+    "fn", [xpopt.update_lr, xpopt.schedule_lr_decay], ids=["update_lr", "schedule_lr_decay"]
+)
 @pytest.mark.parametrize("args,pattern", BAD, ids=[f"{a}" for a, _ in BAD])
 def test_bad_inputs_raise_value_error(fn, args, pattern):
     """A negative / NaN / infinite learning rate or decay rate, or an epoch that is not an

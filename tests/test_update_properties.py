@@ -71,8 +71,12 @@ def host_scalars(rule, hp, t) -> dict:
     if rule in ("rmsprop", "adam"):
         out.update(beta2=hp["beta2"], one_minus_beta2=1 - hp["beta2"], eps=hp["eps"])
     if rule == "adam":
-        out.update(beta1=hp["beta1"], one_minus_beta1=1 - hp["beta1"],
-                   bias1=1 - hp["beta1"] ** t, bias2=1 - hp["beta2"] ** t)
+        out.update(
+            beta1=hp["beta1"],
+            one_minus_beta1=1 - hp["beta1"],
+            bias1=1 - hp["beta1"] ** t,
+            bias2=1 - hp["beta2"] ** t,
+        )
     return out
 
 
@@ -132,8 +136,9 @@ def same_bits(actual, desired) -> bool:
     if not np.array_equal(nan_a, nan_d):
         return False
     bits = {4: np.uint32, 8: np.uint64}[a.dtype.itemsize]
-    return np.array_equal(np.ascontiguousarray(a).view(bits)[~nan_a],
-                          np.ascontiguousarray(d).view(bits)[~nan_d])
+    return np.array_equal(
+        np.ascontiguousarray(a).view(bits)[~nan_a], np.ascontiguousarray(d).view(bits)[~nan_d]
+    )
 
 
 # ---------------------------------------------------------------------- the inputs
@@ -149,23 +154,29 @@ def cases(draw):
         layout += [(f"W{l}", (dims[l], dims[l - 1])), (f"b{l}", (dims[l], 1))]
     keys = [k for k, _ in layout]
     shapes = dict(layout)
+
     def pick(values):  # mostly a good value
         good, bad = values
         return draw(st.sampled_from(good if draw(st.integers(0, 11)) else bad))
 
-    hp = {"lr": pick(LRS), "beta": pick(BETAS), "beta1": pick(BETAS), "beta2": pick(BETAS),
-          "eps": pick(EPSILONS)}
+    hp = {
+        "lr": pick(LRS),
+        "beta": pick(BETAS),
+        "beta1": pick(BETAS),
+        "beta2": pick(BETAS),
+        "eps": pick(EPSILONS),
+    }
     t = draw(st.sampled_from(STEPS))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     roles = ["params", "grads", *SLOTS[rule]]
-    problems = []     # why the input must be refused (empty: it must be accepted)
+    problems = []  # why the input must be refused (empty: it must be accepted)
 
     def values(shape, role):
         x = rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 3)
         if role == "s":
             x = np.abs(x)
-        if draw(st.integers(0, 5)) == 0:   # a NaN or an inf here and there
+        if draw(st.integers(0, 5)) == 0:  # a NaN or an inf here and there
             x.reshape(-1)[rng.integers(x.size)] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
         return x
 
@@ -203,7 +214,7 @@ def cases(draw):
                 d.flat.flags.writeable = False
         elif draw(st.integers(0, 14)) == 0:
             d[draw(st.sampled_from(sorted(d)))].flags.writeable = False
-        if draw(st.integers(0, 39)) == 0:   # a key missing, or one too many
+        if draw(st.integers(0, 39)) == 0:  # a key missing, or one too many
             if draw(st.booleans()) and len(d) > 1:
                 del d[draw(st.sampled_from(sorted(d)))]
             else:
@@ -216,7 +227,11 @@ def cases(draw):
     if rule != "gd" and draw(st.integers(0, 14)) == 0:
         slot = SLOTS[rule][0]
         k = draw(st.sampled_from(keys))
-        if ("d" + k) in dicts[slot] and k in dicts["params"] and not isinstance(dicts[slot], FlatDict):
+        if (
+            ("d" + k) in dicts[slot]
+            and k in dicts["params"]
+            and not isinstance(dicts[slot], FlatDict)
+        ):
             dicts[slot]["d" + k] = dicts["params"][k][...]  # a view over the parameter
             problems.append("state over a parameter's memory")
 
@@ -231,7 +246,8 @@ def cases(draw):
             continue
         d = dicts[r]
         if (isinstance(d, FlatDict) and not d.flat.flags.writeable) or any(
-                not a.flags.writeable for a in d.values()):
+            not a.flags.writeable for a in d.values()
+        ):
             problems.append("read-only")
     dtypes = {a.dtype for d in dicts.values() for a in d.values()}
     if len(dtypes) > 1:
@@ -253,20 +269,24 @@ def call(rule, entry, dicts, hp, t):
         if rule == "gd":
             return xpopt.update_parameters_with_gd(params, grads, hp["lr"]), None
         if rule == "momentum":
-            return xpopt.update_parameters_with_momentum(params, grads, state[0], hp["beta"],
-                                                         hp["lr"]), None
+            return xpopt.update_parameters_with_momentum(
+                params, grads, state[0], hp["beta"], hp["lr"]
+            ), None
         if rule == "rmsprop":
-            return xpopt.update_parameters_with_rmsprop(params, grads, state[0], hp["lr"],
-                                                        hp["beta2"], hp["eps"]), None
-        return xpopt.update_parameters_with_adam(params, grads, state[0], state[1], t, hp["lr"],
-                                                 hp["beta1"], hp["beta2"], hp["eps"]), None
+            return xpopt.update_parameters_with_rmsprop(
+                params, grads, state[0], hp["lr"], hp["beta2"], hp["eps"]
+            ), None
+        return xpopt.update_parameters_with_adam(
+            params, grads, state[0], state[1], t, hp["lr"], hp["beta1"], hp["beta2"], hp["eps"]
+        ), None
     fused = not entry.endswith("unfused")
-    opt = {"gd": lambda: xpopt.GD(hp["lr"], fused=fused),
-           "momentum": lambda: xpopt.Momentum(hp["lr"], hp["beta"], fused=fused),
-           "rmsprop": lambda: xpopt.RMSprop(hp["lr"], hp["beta2"], hp["eps"], fused=fused),
-           "adam": lambda: xpopt.Adam(hp["lr"], hp["beta1"], hp["beta2"], hp["eps"],
-                                      fused=fused)}[rule]()
-    ostate = xpopt.OptimizerState(t=t - 1, **dict(zip(SLOTS[rule], state)))
+    opt = {
+        "gd": lambda: xpopt.GD(hp["lr"], fused=fused),
+        "momentum": lambda: xpopt.Momentum(hp["lr"], hp["beta"], fused=fused),
+        "rmsprop": lambda: xpopt.RMSprop(hp["lr"], hp["beta2"], hp["eps"], fused=fused),
+        "adam": lambda: xpopt.Adam(hp["lr"], hp["beta1"], hp["beta2"], hp["eps"], fused=fused),
+    }[rule]()
+    ostate = xpopt.OptimizerState(t=t - 1, **dict(zip(SLOTS[rule], state, strict=True)))
     if entry.startswith("update"):
         opt.update(params, grads, ostate)
     else:
@@ -275,8 +295,12 @@ def call(rule, entry, dicts, hp, t):
     return None, ostate
 
 
-@settings(max_examples=500, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=500,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(cases())
 def test_refused_with_nothing_changed_or_the_course_result(case):
     rule, entry, dicts, hp, t, dtype, problems = case
@@ -293,13 +317,14 @@ def test_refused_with_nothing_changed_or_the_course_result(case):
             for d, k, a, before in arrays:
                 assert d[k] is a, f"{k} was rebound"
                 assert a.dtype == before.dtype and np.array_equal(a, before, equal_nan=True), (
-                    f"{k} changed before the error ({problems})")
+                    f"{k} changed before the error ({problems})"
+                )
             return
         out, _ = call(rule, entry, dicts, hp, t)
     want_params, want_state, (want_vc, want_sc) = refs
     for k, w in want_params.items():
         assert same_bits(dicts["params"][k], w), f"{rule} {entry} {k}: not the course's result"
-    for slot, w in zip(SLOTS[rule], want_state):
+    for slot, w in zip(SLOTS[rule], want_state, strict=True):
         for k in w:
             assert same_bits(dicts[slot][k], w[k]), f"{rule} {entry} {slot}[{k}]"
     for d, k, a, before in arrays:

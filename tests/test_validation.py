@@ -62,11 +62,12 @@ def plain(d: dict) -> dict:
 def optimizer(name: str, fused: bool = True, **hp):
     hp = {**HP, **hp}
     lr = hp["learning_rate"]
-    return {"gd": lambda: xpopt.GD(lr, fused=fused),
-            "momentum": lambda: xpopt.Momentum(lr, hp["beta"], fused=fused),
-            "rmsprop": lambda: xpopt.RMSprop(lr, hp["beta2"], hp["epsilon"], fused=fused),
-            "adam": lambda: xpopt.Adam(lr, hp["beta1"], hp["beta2"], hp["epsilon"],
-                                       fused=fused)}[name]()
+    return {
+        "gd": lambda: xpopt.GD(lr, fused=fused),
+        "momentum": lambda: xpopt.Momentum(lr, hp["beta"], fused=fused),
+        "rmsprop": lambda: xpopt.RMSprop(lr, hp["beta2"], hp["epsilon"], fused=fused),
+        "adam": lambda: xpopt.Adam(lr, hp["beta1"], hp["beta2"], hp["epsilon"], fused=fused),
+    }[name]()
 
 
 def function_step(name, params, grads, state, t=2, **hp):
@@ -77,14 +78,16 @@ def function_step(name, params, grads, state, t=2, **hp):
     if name == "momentum":
         return xpopt.update_parameters_with_momentum(params, grads, state[0], hp["beta"], lr)
     if name == "rmsprop":
-        return xpopt.update_parameters_with_rmsprop(params, grads, state[0], lr, hp["beta2"],
-                                                    hp["epsilon"])
-    return xpopt.update_parameters_with_adam(params, grads, state[0], state[1], t, lr,
-                                             hp["beta1"], hp["beta2"], hp["epsilon"])
+        return xpopt.update_parameters_with_rmsprop(
+            params, grads, state[0], lr, hp["beta2"], hp["epsilon"]
+        )
+    return xpopt.update_parameters_with_adam(
+        params, grads, state[0], state[1], t, lr, hp["beta1"], hp["beta2"], hp["epsilon"]
+    )
 
 
 def object_state(name, state, t=1):
-    return xpopt.OptimizerState(t=t, **dict(zip(SLOTS[name], state)))
+    return xpopt.OptimizerState(t=t, **dict(zip(SLOTS[name], state, strict=True)))
 
 
 def run(entry: str, name: str, params, grads, state, **hp):
@@ -176,7 +179,7 @@ def test_read_only_gradients_are_fine(entry, name, style):
     run(entry, name, ref_params, ref_grads, ref_state)
     for k in params:
         assert np.array_equal(params[k], ref_params[k]), k
-    for got, want in zip(state, ref_state):
+    for got, want in zip(state, ref_state, strict=True):
         for k in want:
             assert np.array_equal(got[k], want[k]), k
 
@@ -200,8 +203,13 @@ def test_read_only_memory_map_refused_without_crash(tmp_path, fused):
             assert float(params["b1"][0, 0]) == 0.0
             print("refused")
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, env={**os.environ})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
+    )
     assert proc.returncode == 0, f"crashed (rc {proc.returncode}): {proc.stderr[-2000:]}"
     assert proc.stdout.strip() == "refused"
     assert np.array_equal(np.load(path), np.arange(12.0).reshape(4, 3))
@@ -282,7 +290,7 @@ def test_learning_rate_changed_later_is_checked_in_dtype(name, how, fused):
     st = object_state(name, state, t=0)
     step = opt.bind(params, grads, st) if how == "bind" else (lambda: opt.update(params, grads, st))
     step()
-    opt.learning_rate = 1e39                     # finite in double, inf in float32
+    opt.learning_rate = 1e39  # finite in double, inf in float32
     snap = snapshot(params, grads, *state)
     with pytest.raises(ValueError, match="learning_rate"):
         step()
@@ -298,11 +306,14 @@ def test_hyperparameter_attributes_are_validated(name):
     """Setting beta/beta1/beta2/epsilon on an optimizer validates like the constructor
     (it was a plain attribute: any value was used as it was)."""
     opt = optimizer(name)
-    attrs = {"momentum": ["beta"], "rmsprop": ["beta2", "epsilon"],
-             "adam": ["beta1", "beta2", "epsilon"]}[name]
+    attrs = {
+        "momentum": ["beta"],
+        "rmsprop": ["beta2", "epsilon"],
+        "adam": ["beta1", "beta2", "epsilon"],
+    }[name]
     for attr in attrs:
         before = getattr(opt, attr)
-        for bad in ((0.0, -1e-8, float("inf")) if attr == "epsilon" else (1.0, -0.5, float("nan"))):
+        for bad in (0.0, -1e-8, float("inf")) if attr == "epsilon" else (1.0, -0.5, float("nan")):
             with pytest.raises(ValueError, match=attr):
                 setattr(opt, attr, bad)
         assert getattr(opt, attr) == before
@@ -379,8 +390,12 @@ def test_interleaved_views_of_one_array_are_fine(entry):
 def course_run(name, params, grads_seq, t0=1):
     """The course's update over plain copies, one step per gradient dict."""
     p = plain(params)
-    state = {"gd": (), "momentum": (course.initialize_velocity(p),),
-             "rmsprop": (course.initialize_rmsprop(p),), "adam": course.initialize_adam(p)}[name]
+    state = {
+        "gd": (),
+        "momentum": (course.initialize_velocity(p),),
+        "rmsprop": (course.initialize_rmsprop(p),),
+        "adam": course.initialize_adam(p),
+    }[name]
     state = tuple(state)
     lr = HP["learning_rate"]
     for t, g in enumerate(grads_seq, start=t0):
@@ -391,12 +406,14 @@ def course_run(name, params, grads_seq, t0=1):
             p, v = course.update_parameters_with_momentum(p, g, state[0], HP["beta"], lr)
             state = (v,)
         elif name == "rmsprop":
-            p, s = course.update_parameters_with_rmsprop(p, g, state[0], lr, HP["beta2"],
-                                                         HP["epsilon"])
+            p, s = course.update_parameters_with_rmsprop(
+                p, g, state[0], lr, HP["beta2"], HP["epsilon"]
+            )
             state = (s,)
         else:
             p, v, s, _, _ = course.update_parameters_with_adam(
-                p, g, state[0], state[1], t, lr, HP["beta1"], HP["beta2"], HP["epsilon"])
+                p, g, state[0], state[1], t, lr, HP["beta1"], HP["beta2"], HP["epsilon"]
+            )
             state = (v, s)
     return p, state
 
@@ -424,7 +441,7 @@ def test_step_follows_rebound_parameters_and_gradients(name, how, fused):
     want, want_state = course_run(name, start, seq)
     for k in want:
         assert np.array_equal(params[k], want[k]), k
-    for slot, w in zip(SLOTS[name], want_state):
+    for slot, w in zip(SLOTS[name], want_state, strict=True):
         for k in w:
             assert np.array_equal(getattr(st, slot)[k], w[k]), (slot, k)
 
@@ -448,7 +465,7 @@ def test_bound_step_follows_rebound_state(name, fused):
     want, want_state = course_run(name, start, [plain(grads)] * 3)
     for k in want:
         assert np.array_equal(params[k], want[k]), k
-    for slot, w in zip(SLOTS[name], want_state):
+    for slot, w in zip(SLOTS[name], want_state, strict=True):
         for k in w:
             assert np.array_equal(getattr(st, slot)[k], w[k]), (slot, k)
 
@@ -540,7 +557,8 @@ def test_bound_step_on_plain_dicts_follows_rebinding():
     p, v, s = start, v0, s0
     for t in (1, 2):
         p, v, s, _, _ = course.update_parameters_with_adam(
-            p, plain(grads), v, s, t, HP["learning_rate"], HP["beta1"], HP["beta2"], HP["epsilon"])
+            p, plain(grads), v, s, t, HP["learning_rate"], HP["beta1"], HP["beta2"], HP["epsilon"]
+        )
     for k in p:
         assert np.array_equal(params[k], p[k]), k
 
@@ -576,7 +594,7 @@ def test_read_only_flatdict_buffer_refused_after_rebinding(entry):
     ValueError as on the packed path, nothing changed."""
     params, grads, state = make("momentum", "flat")
     params.flat.flags.writeable = False
-    params["W1"] = params["W1"] * 1.0           # unpacked: one update per array
+    params["W1"] = params["W1"] * 1.0  # unpacked: one update per array
     refused(entry, "momentum", params, grads, state, ValueError, r"read-only")
 
 
@@ -614,7 +632,7 @@ def test_device_arrays_refused_the_same_way(xp, fused):
             opt.bind(params, grads, st)()
         with pytest.raises(exc, match=match):
             function_step("adam", params, grads, (v, s), **hp)
-        for d, b in zip((params, grads, v, s), before):
+        for d, b in zip((params, grads, v, s), before, strict=True):
             for k in b:
                 assert np.array_equal(host_copy(d)[k], b[k], equal_nan=True), (what, k)
         assert st.t == 1
@@ -651,13 +669,16 @@ def test_device_validation_reads_host_metadata_only(standin):
     rebound = [d.copy() for d in dev]
     rebound[0]["W1"] = rebound[0]["W1"] * 1.0
     base = standin.zeros((8, 3))
-    views = ({"A": base[0::2], "B": base[1::2]},
-             {"dA": standin.ones((4, 3)), "dB": standin.ones((4, 3))},
-             {"dA": standin.zeros((4, 3)), "dB": standin.zeros((4, 3))})
+    views = (
+        {"A": base[0::2], "B": base[1::2]},
+        {"dA": standin.ones((4, 3)), "dB": standin.ones((4, 3))},
+        {"dA": standin.zeros((4, 3)), "dB": standin.zeros((4, 3))},
+    )
     with standin.counting() as counts:
         for p, g, v, s in (dev, rebound):
             xpopt.Adam(0.01).bind(p, g, xpopt.OptimizerState(v=v, s=s))
-        with pytest.raises(ValueError, match="memory"):   # byte ranges overlap: refused
-            xpopt.Momentum(0.01).bind(views[0], views[1], xpopt.OptimizerState(
-                v={"dA": base[0::2], "dB": views[2]["dB"]}))
+        with pytest.raises(ValueError, match="memory"):  # byte ranges overlap: refused
+            xpopt.Momentum(0.01).bind(
+                views[0], views[1], xpopt.OptimizerState(v={"dA": base[0::2], "dB": views[2]["dB"]})
+            )
     assert counts.launches == 0 and counts.d2h == 0 and counts.syncs == 0, counts
