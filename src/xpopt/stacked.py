@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy
 
@@ -63,10 +64,18 @@ class StackedTrainer:
         One permutation per epoch for all models (all seeds must be equal).
     """
 
-    def __init__(self, X, Y, layer_dims: Sequence[int], optimizers: Sequence[Optimizer],
-                 seeds: Sequence[int], init_seeds: Sequence[int],
-                 decays: Sequence[tuple[Callable | None, float]], mini_batch_size: int,
-                 shared: bool = False):
+    def __init__(
+        self,
+        X,
+        Y,
+        layer_dims: Sequence[int],
+        optimizers: Sequence[Optimizer],
+        seeds: Sequence[int],
+        init_seeds: Sequence[int],
+        decays: Sequence[tuple[Callable | None, float]],
+        mini_batch_size: int,
+        shared: bool = False,
+    ):
         xp = self.xp = get_xp(X, Y)
         dtype = self.dtype = X.dtype
         self.X, self.Y = X, Y
@@ -90,13 +99,17 @@ class StackedTrainer:
         self.grads = xp.zeros((K, P), dtype)
         self.state = {slot: xp.zeros((K, P), dtype) for slot in self.slots}
         self.scratch = (xp.empty((K, P), dtype), xp.empty((K, P), dtype))
-        self.W, self.b, self.gW, self.gb = [], [], [], []
+        # (K, *shape) views of each layer's weights and biases, and of their gradients
+        self.W: list[Any] = []
+        self.b: list[Any] = []
+        self.gW: list[Any] = []
+        self.gb: list[Any] = []
         off = 0
         for key, shape in self.layout:
             n = math.prod(shape)
             target = (self.W, self.gW) if key[0] == "W" else (self.b, self.gb)
-            target[0].append(self.params[:, off:off + n].reshape((K, *shape)))
-            target[1].append(self.grads[:, off:off + n].reshape((K, *shape)))
+            target[0].append(self.params[:, off : off + n].reshape((K, *shape)))
+            target[1].append(self.grads[:, off : off + n].reshape((K, *shape)))
             off += n
         self.WT = [W.transpose(0, 2, 1) for W in self.W]
 
@@ -104,23 +117,29 @@ class StackedTrainer:
         self.optimizers = list(optimizers)
         self.lr0 = [opt.learning_rate for opt in optimizers]
         first = [opt.scalars(opt.learning_rate, 1) for opt in optimizers]
-        self.constant = {name: self._column([f[name] for f in first])
-                         for name in first[0] if name not in TIME_SCALARS}
+        self.constant = {
+            name: self._column([f[name] for f in first])
+            for name in first[0]
+            if name not in TIME_SCALARS
+        }
         self.time_names = [name for name in first[0] if name in TIME_SCALARS]
         # Distinct time-dependent configurations (Adam: distinct beta1, beta2): their
         # scalars are computed once per step each, with the rule's own expression.
-        reps, self.rep_index = {}, numpy.empty(K, numpy.intp)
+        reps: dict[tuple, int] = {}
+        self.rep_index = numpy.empty(K, numpy.intp)
         for k, opt in enumerate(optimizers):
-            key = tuple(sorted((n, v) for n, v in opt.hyperparameters().items()
-                               if n != "learning_rate"))
+            key = tuple(
+                sorted((n, v) for n, v in opt.hyperparameters().items() if n != "learning_rate")
+            )
             self.rep_index[k] = reps.setdefault(key, len(reps))
-        self.reps = [None] * len(reps)
+        leader: dict[int, Optimizer] = {}  # each configuration's first optimizer
         for k, opt in enumerate(optimizers):
-            if self.reps[self.rep_index[k]] is None:
-                self.reps[self.rep_index[k]] = opt
+            leader.setdefault(int(self.rep_index[k]), opt)
+        self.reps = [leader[r] for r in range(len(reps))]
         # Learning-rate schedules, one call per distinct (schedule, lr0, decay_rate) per epoch
         self.decaying = any(d is not None for d, _ in decays)
-        configs, self.decay_index = {}, numpy.empty(K, numpy.intp)
+        configs: dict[tuple, int] = {}
+        self.decay_index = numpy.empty(K, numpy.intp)
         for k, ((decay, rate), lr0) in enumerate(zip(decays, self.lr0, strict=True)):
             key = (decay, float(rate), lr0, id(decay))
             self.decay_index[k] = configs.setdefault(key, len(configs))
@@ -140,29 +159,46 @@ class StackedTrainer:
             w = min(self.mbs, m - lo)
             if w not in spaces:
                 A = [xp.empty((K, W.shape[1], w), dtype) for W in self.W[:-1]]
-                spaces[w] = (A, [a.transpose(0, 2, 1) for a in A],
-                             [xp.empty((K, W.shape[1], w), dtype) for W in self.W],
-                             [xp.empty((K, W.shape[1], w), dtype) for W in self.W[:-1]])
+                spaces[w] = (
+                    A,
+                    [a.transpose(0, 2, 1) for a in A],
+                    [xp.empty((K, W.shape[1], w), dtype) for W in self.W],
+                    [xp.empty((K, W.shape[1], w), dtype) for W in self.W[:-1]],
+                )
             A, AT, dZ, slopes = spaces[w]
-            Xb = self.Xs[:, :, lo:lo + w]
-            self.batches.append((Xb, Xb.transpose(0, 2, 1), self.Ys[:, :, lo:lo + w],
-                                 self.AL[:, :, lo:lo + w], A, AT, dZ, slopes, float(w)))
+            Xb = self.Xs[:, :, lo : lo + w]
+            self.batches.append(
+                (
+                    Xb,
+                    Xb.transpose(0, 2, 1),
+                    self.Ys[:, :, lo : lo + w],
+                    self.AL[:, :, lo : lo + w],
+                    A,
+                    AT,
+                    dZ,
+                    slopes,
+                    float(w),
+                )
+            )
         self.t = 0  # steps taken (Adam's t), the same for every model of the group
         self.epoch = 0  # epochs done
-        self.history = None
-        self.record_every = None
+        self.history: Any = None  # the recorded costs, (records, K) on the device, once run
+        self.record_every: int | None = None
         self._lr_host = list(self.lr0)  # each model's learning rate for the coming epoch
         self._lr = self._column(self._lr_host)
         # On the CPU the constant scalars are expanded to (K, P) arrays once: a (K, 1) column
         # broadcast over rows costs one inner loop per model and operation (same values).
         self.expand = xp is numpy
-        self.constant_full = {n: numpy.repeat(c, P, axis=1) for n, c in self.constant.items()
-                              if n != "lr"} if self.expand else {}
-        self._lr_full = None
+        self.constant_full = (
+            {n: numpy.repeat(c, P, axis=1) for n, c in self.constant.items() if n != "lr"}
+            if self.expand
+            else {}
+        )
+        self._lr_full: Any = None
         self.products, self.exact_products = plan_products(self)
 
     # ------------------------------------------------------------------------ helpers
-    def _column(self, values) -> object:
+    def _column(self, values) -> Any:
         """Host floats as a (K, 1) array of the data's dtype on its device (cast as a
         Python float is cast when NumPy or the kernels meet it: round to nearest)."""
         col = numpy.asarray(values, dtype=numpy.float64).astype(self.dtype).reshape(-1, 1)
@@ -199,8 +235,15 @@ class StackedTrainer:
         return steps
 
     # ----------------------------------------------------------------------- training
-    def run(self, num_epochs: int, record_every: int = 100, *, stop_after: int | None = None,
-            update: Callable | None = None, on_record: Callable | None = None):
+    def run(
+        self,
+        num_epochs: int,
+        record_every: int = 100,
+        *,
+        stop_after: int | None = None,
+        update: Callable | None = None,
+        on_record: Callable | None = None,
+    ):
         """Train up to epoch ``num_epochs`` (from where the last call stopped); returns the
         recorded costs so far, shape (ceil(num_epochs / record_every), K), on the host.
 
@@ -242,7 +285,8 @@ class StackedTrainer:
                 self.shuffler.shuffle(i)
                 scalars = self._epoch_scalars(nb)
                 for (_, _, Yb, ALb, A, _, dZs, slopes, w), (fwd, dW, dA_), sc in zip(
-                        self.batches, self.products, scalars, strict=True):
+                    self.batches, self.products, scalars, strict=True
+                ):
                     # forward: LINEAR -> RELU (L-1 times) -> LINEAR -> SIGMOID, as network.py
                     for l in range(L):
                         Z = fwd[l]()  # W_l A_{l-1} into A_l (the last: into the epoch's outputs)
@@ -280,8 +324,10 @@ class StackedTrainer:
         return to_host(history)
 
     def _decay(self, i: int) -> None:
-        values = [lr0 if decay is None else check_learning_rate(decay(lr0, i, rate))
-                  for decay, rate, lr0, _ in self.decay_configs]
+        values = [
+            lr0 if decay is None else check_learning_rate(decay(lr0, i, rate))
+            for decay, rate, lr0, _ in self.decay_configs
+        ]
         self._set_learning_rates([values[c] for c in self.decay_index])
 
     def _set_learning_rates(self, rates: list[float]) -> None:
@@ -306,17 +352,17 @@ class StackedTrainer:
         xp.minimum(a, high, out=a)
         xp.log(a, out=t1)
         xp.negative(t1, out=t1)
-        xp.multiply(t1, Ys, out=t1)           # -log(a) * Y
+        xp.multiply(t1, Ys, out=t1)  # -log(a) * Y
         xp.subtract(1, a, out=t2)
         xp.log(t2, out=t2)
         xp.negative(t2, out=t2)
         xp.subtract(1, Ys, out=a)
-        xp.multiply(t2, a, out=t2)            # -log(1 - a) * (1 - Y)
+        xp.multiply(t2, a, out=t2)  # -log(1 - a) * (1 - Y)
         logprobs = xp.add(t1, t2, out=t1)
         size, m = self.mbs, self.m
         full = m // size
         batch_sum = numpy.add.reduce if xp is numpy else xp.sum
-        tail = batch_sum(logprobs[:, full * size:], axis=1) if m % size else None
+        tail = batch_sum(logprobs[:, full * size :], axis=1) if m % size else None
         if full == 0:
             return tail
         sums = batch_sum(logprobs[:, : full * size].reshape(self.K, full, size), axis=2)
@@ -326,6 +372,7 @@ class StackedTrainer:
     def nbytes(self) -> int:
         """Bytes of the buffers this trainer owns (parameters, gradients, moments, scratch,
         shuffled data, the passes' work buffers), not counting ``X`` and ``Y``."""
+
         def root(a):
             while getattr(a, "base", None) is not None:
                 a = a.base
@@ -351,12 +398,17 @@ class StackedTrainer:
         """What a checkpoint keeps to continue this run bit for bit: host copies of the
         ``(K, P)`` parameters, each optimizer slot and the recorded costs so far, and the
         counters (``epoch``, ``t``, each model's learning rate for the coming epoch)."""
-        arrays = {"parameters": numpy.array(to_host(self.params)),
-                  **{slot: numpy.array(to_host(self.state[slot])) for slot in self.slots}}
+        arrays = {
+            "parameters": numpy.array(to_host(self.params)),
+            **{slot: numpy.array(to_host(self.state[slot])) for slot in self.slots},
+        }
         if self.history is not None:
             arrays["history"] = numpy.array(to_host(self.history))
-        return arrays, {"epoch": int(self.epoch), "t": int(self.t),
-                        "learning_rates": [float(x) for x in self._lr_host]}
+        return arrays, {
+            "epoch": int(self.epoch),
+            "t": int(self.t),
+            "learning_rates": [float(x) for x in self._lr_host],
+        }
 
     def restore(self, arrays: dict, counters: dict, record_every: int) -> None:
         """Continue from a :meth:`snapshot` (checked by the caller: shapes, dtype, counts);

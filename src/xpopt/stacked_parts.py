@@ -81,18 +81,20 @@ class StackedShuffler:
             return
         # Model k shuffles with seed_k + i + 1: with consecutive seeds most of this epoch's
         # permutations were drawn last epoch by a neighbour; keep them, draw the rest.
-        cache = self._perm_cache
-        self._perm_cache = {s + i + 1: cache.get(s + i + 1) for s in self.distinct_seeds}
-        for key, perm in self._perm_cache.items():
-            if perm is None:
-                self._perm_cache[key] = _permutation(self.m, key, self._rng)
+        cache, fresh = self._perm_cache, {}
+        for s in self.distinct_seeds:  # drawn in this order, as before
+            key = s + i + 1
+            kept = cache.get(key)
+            fresh[key] = kept if kept is not None else _permutation(self.m, key, self._rng)
+        self._perm_cache = fresh
         distinct = numpy.stack([self._perm_cache[s + i + 1] for s in self.distinct_seeds])
         numpy.take(distinct, self._seed_index, axis=0, out=self._perm_host)
         if xp is numpy:
             numpy.add(self._perm_host[:, None, :], self._rows, out=self._index)
             numpy.take(self._Xflat, self._index, out=self.Xs, mode="clip")
-            numpy.take(self._Yflat, self._perm_host, out=self.Ys.reshape(self.K, self.m),
-                       mode="clip")
+            numpy.take(
+                self._Yflat, self._perm_host, out=self.Ys.reshape(self.K, self.m), mode="clip"
+            )
         else:  # one host-to-device copy of K*m indices per epoch
             perm = xp.asarray(self._perm_host)
             xp.add(perm[:, None, :], self._rows, out=self._index)
@@ -124,8 +126,7 @@ def plan_products(trainer) -> tuple[list, dict]:
     xp, K, L = t.xp, t.K, t.L
     triples = []
     for Xb, XbT, _, ALb, A, AT, dZs, _, _ in t.batches:
-        fwd = [(t.W[l], Xb if l == 0 else A[l - 1], A[l] if l < L - 1 else ALb)
-               for l in range(L)]
+        fwd = [(t.W[l], Xb if l == 0 else A[l - 1], A[l] if l < L - 1 else ALb) for l in range(L)]
         dW = [(dZs[l], XbT if l == 0 else AT[l - 1], t.gW[l]) for l in range(L)]
         dA = [None] + [(t.WT[l], dZs[l], dZs[l - 1]) for l in range(1, L)]
         triples.append((fwd, dW, dA))
@@ -143,6 +144,7 @@ def plan_products(trainer) -> tuple[list, dict]:
             for x, y, o in pairs:
                 dot(x, y, out=o)
             return out
+
         return per_model
 
     return [tuple([call(tr) for tr in kind] for kind in batch) for batch in triples], exact

@@ -28,6 +28,7 @@ order their sums otherwise than the per-model calls of ``train``: close, not pro
 from __future__ import annotations
 
 import itertools
+import math
 import numbers
 import os
 import sys
@@ -53,15 +54,27 @@ from .train import OPTIMIZERS, make_optimizer, train
 __all__ = ["AXES", "SweepPlan", "SweepResult", "check_sweep", "grid", "sweep", "train_models"]
 
 # The grid's axes in product order (the last varies fastest) and their defaults: the course's.
-AXES = {"optimizer": "adam", "learning_rate": 0.0007, "beta": 0.9, "beta1": 0.9,
-        "beta2": 0.999, "epsilon": 1e-8, "seed": 10, "init_seed": 3, "num_epochs": 5000,
-        "mini_batch_size": 64, "decay": None, "decay_rate": 1}
+AXES = {
+    "optimizer": "adam",
+    "learning_rate": 0.0007,
+    "beta": 0.9,
+    "beta1": 0.9,
+    "beta2": 0.999,
+    "epsilon": 1e-8,
+    "seed": 10,
+    "init_seed": 3,
+    "num_epochs": 5000,
+    "mini_batch_size": 64,
+    "decay": None,
+    "decay_rate": 1,
+}
 SHUFFLES = ("own", "shared")
 
 
 def _is_axis(value) -> bool:
     return isinstance(value, (list, tuple, range)) or (
-        isinstance(value, numpy.ndarray) and value.ndim == 1)
+        isinstance(value, numpy.ndarray) and value.ndim == 1
+    )
 
 
 def grid(**values) -> tuple[dict[str, list], list[dict[str, Any]]]:
@@ -106,15 +119,25 @@ def _prepare(models: list[dict]) -> list[dict]:
     for s in models:
         if s["optimizer"] not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {s['optimizer']!r}")
-        s["_opt"] = make_optimizer(s["optimizer"], s["learning_rate"], beta=s["beta"],
-                                   beta1=s["beta1"], beta2=s["beta2"], epsilon=s["epsilon"])
+        s["_opt"] = make_optimizer(
+            s["optimizer"],
+            s["learning_rate"],
+            beta=s["beta"],
+            beta1=s["beta1"],
+            beta2=s["beta2"],
+            epsilon=s["epsilon"],
+        )
         for name, low in (("seed", 0), ("init_seed", 0), ("num_epochs", 0), ("mini_batch_size", 1)):
             s[name] = _check_int(name, s[name], low)
         check_seed(s["seed"], s["num_epochs"])  # every epoch's shuffle seed in NumPy's range
         s["_decay"] = resolve_decay(s["decay"])
         rate = s["decay_rate"]
-        if (isinstance(rate, bool) or not isinstance(rate, numbers.Real)
-                or not numpy.isfinite(rate) or rate < 0):
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, numbers.Real)
+            or not math.isfinite(rate)
+            or rate < 0
+        ):
             raise ValueError(f"decay_rate must be a finite number >= 0, got {rate!r}")
     return models
 
@@ -124,30 +147,45 @@ def _progress(label: str, epochs: int, show: bool | None, done: int = 0):
     block's best recorded cost), or None; it has ``finish(trainer)`` for the end."""
     if not (show if show is not None else sys.stderr.isatty()):
         return None
-    bar = _Progress(epochs, label, initial=done)
+    return _BlockBar(_Progress(epochs, label, initial=done), epochs)
 
+
+class _BlockBar:
+    """:func:`_progress`'s callback: ``bar(epoch, trainer)`` after a recorded epoch."""
+
+    def __init__(self, bar: _Progress, epochs: int):
+        self.bar, self.epochs = bar, epochs
+
+    @staticmethod
     def best(epoch: int, trainer) -> float:
         return float(trainer.xp.min(trainer.history[epoch // trainer.record_every]))
 
-    def draw(epoch: int, trainer) -> None:
-        bar.show(epoch + 1, best(epoch, trainer))
+    def __call__(self, epoch: int, trainer) -> None:
+        self.bar.show(epoch + 1, self.best(epoch, trainer))
 
-    def finish(trainer) -> None:
-        if epochs > 0:
-            bar.show(epochs, best(epochs - 1, trainer))
-        bar.close()
-
-    draw.finish = finish
-    return draw
+    def finish(self, trainer) -> None:
+        if self.epochs > 0:
+            self.bar.show(self.epochs, self.best(self.epochs - 1, trainer))
+        self.bar.close()
 
 
 def _train_alone(X, Y, dims, s: dict, record_every: int, progress):
     """One model with :func:`~xpopt.train` (a block of one: stacking would only add work)."""
     init = to_module(host_initial_parameters(dims, s["init_seed"], dtype=X.dtype), get_xp(X))
-    result = train(X, Y, init, s["_opt"], seed=s["seed"], mini_batch_size=s["mini_batch_size"],
-                   num_epochs=s["num_epochs"], decay=s["_decay"], decay_rate=s["decay_rate"],
-                   record_every=record_every, progress=progress,
-                   progress_label=f"{s['optimizer']} x1: ")
+    result = train(
+        X,
+        Y,
+        init,
+        s["_opt"],
+        seed=s["seed"],
+        mini_batch_size=s["mini_batch_size"],
+        num_epochs=s["num_epochs"],
+        decay=s["_decay"],
+        decay_rate=s["decay_rate"],
+        record_every=record_every,
+        progress=progress,
+        progress_label=f"{s['optimizer']} x1: ",
+    )
     return result.parameters, result.costs
 
 
@@ -180,15 +218,22 @@ class SweepPlan:
         for k in indices:
             s = self.models[k]
             groups.setdefault((s["optimizer"], s["mini_batch_size"], s["num_epochs"]), []).append(k)
-        out = []
+        out: list[tuple[tuple, list[int]]] = []
         for key, members in groups.items():
             size = self.block_size if (on_cpu and self.block_size) else len(members)
-            out.extend((key, members[lo:lo + size]) for lo in range(0, len(members), size))
+            out.extend((key, members[lo : lo + size]) for lo in range(0, len(members), size))
         return out
 
 
-def check_sweep(layer_dims: Sequence[int], optimizer="adam", *, shuffle: str = "own",
-                record_every: int = 100, block_size: int | None = 128, **values) -> SweepPlan:
+def check_sweep(
+    layer_dims: Sequence[int],
+    optimizer="adam",
+    *,
+    shuffle: str = "own",
+    record_every: int = 100,
+    block_size: int | None = 128,
+    **values,
+) -> SweepPlan:
     """Every check of :func:`sweep` that needs no data (the command line calls it before it
     loads any): the axes, each model's settings and optimizer, seeds, counts, ``layer_dims``.
 
@@ -207,11 +252,15 @@ def check_sweep(layer_dims: Sequence[int], optimizer="adam", *, shuffle: str = "
     _prepare(models)
     dims = [int(d) for d in layer_dims]
     if dims[-1] != 1:
-        raise ValueError(f"a sweep trains networks with one output unit on labels of shape "
-                         f"(1, m); got layer_dims[-1]={dims[-1]}")
+        raise ValueError(
+            f"a sweep trains networks with one output unit on labels of shape "
+            f"(1, m); got layer_dims[-1]={dims[-1]}"
+        )
     if shuffle == "shared" and len({s["seed"] for s in models}) > 1:
-        raise ValueError("shuffle='shared' draws one permutation per epoch from one seed, "
-                         "but seed is an axis; give one seed or use shuffle='own'")
+        raise ValueError(
+            "shuffle='shared' draws one permutation per epoch from one seed, "
+            "but seed is an axis; give one seed or use shuffle='own'"
+        )
     return SweepPlan(axes, models, dims, shuffle, record_every, block_size)
 
 
@@ -220,17 +269,27 @@ def _check_data(X, Y, plan: SweepPlan) -> None:
         _check_batch_inputs(X, Y, s["mini_batch_size"])
     dims = plan.dims
     if Y.shape[0] != 1:
-        raise ValueError(f"a sweep trains networks with one output unit on labels of shape "
-                         f"(1, m); got layer_dims[-1]={dims[-1]} and Y of shape {Y.shape}")
+        raise ValueError(
+            f"a sweep trains networks with one output unit on labels of shape "
+            f"(1, m); got layer_dims[-1]={dims[-1]} and Y of shape {Y.shape}"
+        )
     if X.shape[0] != dims[0]:
         raise ValueError(f"X has {X.shape[0]} features (rows) but layer_dims[0] is {dims[0]}")
     if X.dtype != Y.dtype or X.dtype.kind != "f":
         raise TypeError(f"X and Y must share one floating dtype, got {X.dtype} and {Y.dtype}")
 
 
-def train_models(X, Y, plan: SweepPlan, indices: Sequence[int] | None = None, *,
-                 progress: bool | None = False, checkpoint: str | os.PathLike | None = None,
-                 checkpoint_every: int = 1000, resume: bool = False):
+def train_models(
+    X,
+    Y,
+    plan: SweepPlan,
+    indices: Sequence[int] | None = None,
+    *,
+    progress: bool | None = False,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 1000,
+    resume: bool = False,
+):
     """Train the models ``indices`` of a checked plan (all by default), block after block.
 
     Returns
@@ -264,20 +323,30 @@ def train_models(X, Y, plan: SweepPlan, indices: Sequence[int] | None = None, *,
             found[block[0]] = _train_alone(X, Y, plan.dims, ms[0], plan.record_every, progress)
             continue
         trainer = StackedTrainer(
-            X, Y, plan.dims, [s["_opt"] for s in ms], [s["seed"] for s in ms],
-            [s["init_seed"] for s in ms], [(s["_decay"], s["decay_rate"]) for s in ms],
-            batch, shared=plan.shuffle == "shared")
+            X,
+            Y,
+            plan.dims,
+            [s["_opt"] for s in ms],
+            [s["seed"] for s in ms],
+            [s["init_seed"] for s in ms],
+            [(s["_decay"], s["decay_rate"]) for s in ms],
+            batch,
+            shared=plan.shuffle == "shared",
+        )
         if store is not None:
             store.restore_current(b, trainer)
-        bar = _progress(f"{ms[0]['optimizer']} x{len(block)}, best", epochs, progress,
-                        trainer.epoch)
+        bar = _progress(
+            f"{ms[0]['optimizer']} x{len(block)}, best", epochs, progress, trainer.epoch
+        )
         update = None if on_cpu else stacked_update(trainer)
         while True:
             piece = None if store is None else checkpoint_every - trainer.epoch % checkpoint_every
-            history = trainer.run(epochs, plan.record_every, on_record=bar, update=update,
-                                  stop_after=piece)
+            history = trainer.run(
+                epochs, plan.record_every, on_record=bar, update=update, stop_after=piece
+            )
             if trainer.epoch >= epochs:
                 break
+            assert store is not None  # without one, run() went to the end
             store.save_current(b, trainer)
         if bar is not None:
             bar.finish(trainer)
@@ -290,12 +359,31 @@ def train_models(X, Y, plan: SweepPlan, indices: Sequence[int] | None = None, *,
     return [found[k][0] for k in indices], [found[k][1] for k in indices], seconds
 
 
-def sweep(X, Y, layer_dims: Sequence[int], optimizer: str | Sequence[str] = "adam", *,
-          learning_rate=0.0007, beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, seed=10,
-          init_seed=3, num_epochs=5000, mini_batch_size=64, decay=None, decay_rate=1,
-          shuffle: str = "own", record_every: int = 100, block_size: int | None = 128,
-          progress: bool | None = False, checkpoint: str | os.PathLike | None = None,
-          checkpoint_every: int = 1000, resume: bool = False) -> SweepResult:
+def sweep(
+    X,
+    Y,
+    layer_dims: Sequence[int],
+    optimizer: str | Sequence[str] = "adam",
+    *,
+    learning_rate=0.0007,
+    beta=0.9,
+    beta1=0.9,
+    beta2=0.999,
+    epsilon=1e-8,
+    seed=10,
+    init_seed=3,
+    num_epochs=5000,
+    mini_batch_size=64,
+    decay=None,
+    decay_rate=1,
+    shuffle: str = "own",
+    record_every: int = 100,
+    block_size: int | None = 128,
+    progress: bool | None = False,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 1000,
+    resume: bool = False,
+) -> SweepResult:
     """Train every model of a grid at once; model ``k`` equals :func:`~xpopt.train`'s run.
 
     Parameters
@@ -353,15 +441,34 @@ def sweep(X, Y, layer_dims: Sequence[int], optimizer: str | Sequence[str] = "ada
         ``resume``, a checkpoint that is unreadable or of another sweep (grid, network,
         data, dtype, record interval, blocks).
     """
-    plan = check_sweep(layer_dims, optimizer, shuffle=shuffle, record_every=record_every,
-                       block_size=block_size, learning_rate=learning_rate, beta=beta,
-                       beta1=beta1, beta2=beta2, epsilon=epsilon, seed=seed,
-                       init_seed=init_seed, num_epochs=num_epochs,
-                       mini_batch_size=mini_batch_size, decay=decay, decay_rate=decay_rate)
+    plan = check_sweep(
+        layer_dims,
+        optimizer,
+        shuffle=shuffle,
+        record_every=record_every,
+        block_size=block_size,
+        learning_rate=learning_rate,
+        beta=beta,
+        beta1=beta1,
+        beta2=beta2,
+        epsilon=epsilon,
+        seed=seed,
+        init_seed=init_seed,
+        num_epochs=num_epochs,
+        mini_batch_size=mini_batch_size,
+        decay=decay,
+        decay_rate=decay_rate,
+    )
     _check_data(X, Y, plan)
-    parameters, costs, seconds = train_models(X, Y, plan, progress=progress,
-                                              checkpoint=checkpoint,
-                                              checkpoint_every=checkpoint_every, resume=resume)
+    parameters, costs, seconds = train_models(
+        X,
+        Y,
+        plan,
+        progress=progress,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+    )
     return result_of(X, Y, plan, range(len(plan.models)), parameters, costs, seconds)
 
 
@@ -372,6 +479,13 @@ def result_of(X, Y, plan: SweepPlan, indices, parameters, costs, seconds) -> Swe
     settings = [{name: plan.models[k][name] for name in plan.axes} for k in indices]
     finals = [_final_cost(X, Y, p) for p in parameters]
     accuracies = [_accuracy(X, Y, p) for p in parameters]
-    return SweepResult(axes=plan.axes, settings=settings, parameters=list(parameters),
-                       costs=list(costs), final_cost=finals, accuracy=accuracies,
-                       record_every=plan.record_every, seconds=seconds)
+    return SweepResult(
+        axes=plan.axes,
+        settings=settings,
+        parameters=list(parameters),
+        costs=list(costs),
+        final_cost=finals,
+        accuracy=accuracies,
+        record_every=plan.record_every,
+        seconds=seconds,
+    )

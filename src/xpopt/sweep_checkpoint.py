@@ -28,8 +28,19 @@ from .settings import describe_schedule
 __all__ = ["FORMAT", "SweepCheckpoint"]
 
 FORMAT = "xpopt-sweep-checkpoint-1"
-_SETTINGS = ("optimizer", "learning_rate", "beta", "beta1", "beta2", "epsilon", "seed",
-             "init_seed", "num_epochs", "mini_batch_size", "decay_rate")
+_SETTINGS = (
+    "optimizer",
+    "learning_rate",
+    "beta",
+    "beta1",
+    "beta2",
+    "epsilon",
+    "seed",
+    "init_seed",
+    "num_epochs",
+    "mini_batch_size",
+    "decay_rate",
+)
 
 
 def _describe(plan, indices, blocks, X, Y) -> dict:
@@ -40,9 +51,16 @@ def _describe(plan, indices, blocks, X, Y) -> dict:
         row = {name: s[name] if isinstance(s[name], str) else float(s[name]) for name in _SETTINGS}
         row["decay"] = describe_schedule(s["_decay"], s["decay_rate"])
         models.append(row)
-    run = {"layer_dims": plan.dims, "dtype": str(X.dtype), "shuffle": plan.shuffle,
-           "record_every": plan.record_every, "indices": list(indices), "models": models,
-           "blocks": [members for _, members in blocks], "data": data_fingerprint(X, Y)}
+    run = {
+        "layer_dims": plan.dims,
+        "dtype": str(X.dtype),
+        "shuffle": plan.shuffle,
+        "record_every": plan.record_every,
+        "indices": list(indices),
+        "models": models,
+        "blocks": [members for _, members in blocks],
+        "data": data_fingerprint(X, Y),
+    }
     return json.loads(json.dumps(run))  # as it reads back: lists, not tuples
 
 
@@ -65,8 +83,9 @@ class SweepCheckpoint:
         self.layout = parameter_layout(plan.dims)
         self.P = sum(math.prod(shape) for _, shape in self.layout)
         self.record_every = plan.record_every
-        self.slots = {b: type(plan.models[members[0]]["_opt"]).slots
-                      for b, (_, members) in enumerate(blocks)}
+        self.slots = {
+            b: type(plan.models[members[0]]["_opt"]).slots for b, (_, members) in enumerate(blocks)
+        }
         self.done = 0  # blocks finished
         self.finished_arrays: dict[str, numpy.ndarray] = {}
         self.current = None  # (arrays, counters) of the block running at the last save
@@ -86,16 +105,21 @@ class SweepCheckpoint:
         except CheckpointError:
             raise
         except Exception as exc:  # zipfile, zlib, numpy.lib.format, json: any reader's failure
-            raise CheckpointError(f"{self.path} is not a readable sweep checkpoint (truncated "
-                                  f"or corrupt?): {type(exc).__name__}: {exc}") from exc
+            raise CheckpointError(
+                f"{self.path} is not a readable sweep checkpoint (truncated "
+                f"or corrupt?): {type(exc).__name__}: {exc}"
+            ) from exc
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise CheckpointError(f"{self.path} is not an {FORMAT} file")
         if meta.get("run") != self.run:
-            saved = meta.get("run") if isinstance(meta.get("run"), dict) else {}
+            run = meta.get("run")
+            saved = run if isinstance(run, dict) else {}
             differ = sorted(k for k in self.run if saved.get(k) != self.run[k])
-            raise CheckpointError(f"{self.path} is the checkpoint of another sweep "
-                                  f"({', '.join(differ) or 'its description'} differ); "
-                                  f"start again without --resume or use another path")
+            raise CheckpointError(
+                f"{self.path} is the checkpoint of another sweep "
+                f"({', '.join(differ) or 'its description'} differ); "
+                f"start again without --resume or use another path"
+            )
         done = meta.get("done")
         if not (isinstance(done, int) and 0 <= done <= len(self.blocks)):
             raise CheckpointError(f"{self.path}: its count of finished blocks is wrong")
@@ -115,8 +139,9 @@ class SweepCheckpoint:
         a = arrays.get(name)
         if a is None or a.shape != tuple(shape) or a.dtype != self.dtype:
             found = None if a is None else f"{a.dtype}{a.shape}"
-            raise CheckpointError(f"{self.path}: {name} should be {self.dtype}{tuple(shape)}, "
-                                  f"found {found}")
+            raise CheckpointError(
+                f"{self.path}: {name} should be {self.dtype}{tuple(shape)}, found {found}"
+            )
         return a
 
     def _check_current(self, arrays, b, counters) -> dict:
@@ -124,26 +149,37 @@ class SweepCheckpoint:
             raise CheckpointError(f"{self.path}: a running block after the last one")
         (_, batch, epochs), members = self.blocks[b]
         K = len(members)
-        out = {"parameters": self._check(arrays, "current_parameters", (K, self.P)),
-               "history": self._check(arrays, "current_history", (self._records(b), K))}
+        out = {
+            "parameters": self._check(arrays, "current_parameters", (K, self.P)),
+            "history": self._check(arrays, "current_history", (self._records(b), K)),
+        }
         for slot in self.slots[b]:
             out[slot] = self._check(arrays, f"current_{slot}", (K, self.P))
         epoch, t, rates = counters.get("epoch"), counters.get("t"), counters.get("learning_rates")
         m = self.run["data"]["shapes"][0][1]
         per_epoch = math.ceil(m / min(batch, m))
-        if not (isinstance(epoch, int) and 0 < epoch < epochs and t == epoch * per_epoch
-                and isinstance(rates, list) and len(rates) == K
-                and all(isinstance(r, float) and math.isfinite(r) and r > 0 for r in rates)):
-            raise CheckpointError(f"{self.path}: the running block's counters do not add up "
-                                  f"(epoch {epoch!r}, t {t!r})")
+        if not (
+            isinstance(epoch, int)
+            and 0 < epoch < epochs
+            and t == epoch * per_epoch
+            and isinstance(rates, list)
+            and len(rates) == K
+            and all(isinstance(r, float) and math.isfinite(r) and r > 0 for r in rates)
+        ):
+            raise CheckpointError(
+                f"{self.path}: the running block's counters do not add up "
+                f"(epoch {epoch!r}, t {t!r})"
+            )
         return out
 
     def finished(self, b: int) -> dict:
         """``{model: (parameters, costs)}`` of finished block ``b``, on the host."""
         params = self.finished_arrays[f"block{b}_parameters"]
         costs = self.finished_arrays[f"block{b}_costs"]
-        return {k: (FlatDict(params[j].copy(), self.layout), costs[:, j].tolist())
-                for j, k in enumerate(self.blocks[b][1])}
+        return {
+            k: (FlatDict(params[j].copy(), self.layout), costs[:, j].tolist())
+            for j, k in enumerate(self.blocks[b][1])
+        }
 
     def restore_current(self, b: int, trainer) -> None:
         """Continue block ``b``'s trainer from the file, when the file stopped inside it."""
@@ -165,7 +201,8 @@ class SweepCheckpoint:
     def save_finished(self, b: int, trainer, history) -> None:
         """Block ``b`` is done: keep its parameters and costs, drop the running state."""
         self.finished_arrays[f"block{b}_parameters"] = numpy.array(
-            trainer.snapshot()[0]["parameters"])
+            trainer.snapshot()[0]["parameters"]
+        )
         self.finished_arrays[f"block{b}_costs"] = numpy.array(history, dtype=self.dtype)
         self.done = b + 1
         self.current = None

@@ -24,13 +24,15 @@ __all__ = ["SWEEP_SPECS", "stacked_spec", "stacked_update"]
 
 def stacked_spec(spec: kernels.KernelSpec) -> kernels.KernelSpec:
     """``spec`` with every scalar turned into a per-element (broadcast) array argument."""
-    return dataclasses.replace(spec, name=spec.name.replace("xpopt_", "xpopt_sweep_", 1),
-                               scalars=())
+    return dataclasses.replace(
+        spec, name=spec.name.replace("xpopt_", "xpopt_sweep_", 1), scalars=()
+    )
 
 
 SWEEP_SPECS: dict[str, kernels.KernelSpec] = {
-    spec.name: stacked_spec(spec) for spec in (kernels.GD, kernels.MOMENTUM, kernels.RMSPROP,
-                                               kernels.ADAM)}
+    spec.name: stacked_spec(spec)
+    for spec in (kernels.GD, kernels.MOMENTUM, kernels.RMSPROP, kernels.ADAM)
+}
 
 
 def stacked_update(trainer):

@@ -80,10 +80,19 @@ class SweepResult:
         """
         order = range(len(self)) if sort is None else self.best(len(self), sort)
         headers = ["model", *self.axes, "final cost", "train accuracy"]
-        body = [[str(k), *(_fmt(self.settings[k][a]) for a in self.axes),
-                 f"{self.final_cost[k]:.6f}", f"{self.accuracy[k]:.4f}"] for k in order]
-        widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h)
-                  for i, h in enumerate(headers)]
+        body = [
+            [
+                str(k),
+                *(_fmt(self.settings[k][a]) for a in self.axes),
+                f"{self.final_cost[k]:.6f}",
+                f"{self.accuracy[k]:.4f}",
+            ]
+            for k in order
+        ]
+        widths = [
+            max(len(h), *(len(r[i]) for r in body)) if body else len(h)
+            for i, h in enumerate(headers)
+        ]
 
         def line(cells):
             return [c.rjust(w) for c, w in zip(cells, widths, strict=True)]
@@ -111,15 +120,20 @@ class SweepResult:
             raise ValueError("x_axis and y_axis must differ")
         values = self._metric(metric)
         xs, ys = self.axes[x_axis], self.axes[y_axis]
-        cells = [[[] for _ in xs] for _ in ys]
+        cells: list[list[list[float]]] = [[[] for _ in xs] for _ in ys]
         for k, s in enumerate(self.settings):
             cells[ys.index(s[y_axis])][xs.index(s[x_axis])].append(values[k])
         mean = numpy.array([[numpy.mean(c) for c in row] for row in cells])
         std = numpy.array([[numpy.std(c) for c in row] for row in cells])
         return xs, ys, mean, std
 
-    def plot_heatmap(self, x_axis: str, y_axis: str, metric: str = "accuracy",
-                     path: str | os.PathLike | None = None):
+    def plot_heatmap(
+        self,
+        x_axis: str,
+        y_axis: str,
+        metric: str = "accuracy",
+        path: str | os.PathLike | None = None,
+    ):
         """A heatmap of ``metric`` over two axes: the mean over the other axes (seeds, ...),
         each cell annotated ``mean ± std``. Writes a PNG when ``path`` is given.
 
@@ -129,8 +143,12 @@ class SweepResult:
         """
         xs, ys, mean, std = self.summary(x_axis, y_axis, metric)
         fig, ax = _figure((1.2 + 1.1 * len(xs), 1.0 + 0.6 * len(ys)))
-        image = ax.imshow(mean, cmap="viridis" if metric == "accuracy" else "viridis_r",
-                          aspect="auto", origin="lower")
+        image = ax.imshow(
+            mean,
+            cmap="viridis" if metric == "accuracy" else "viridis_r",
+            aspect="auto",
+            origin="lower",
+        )
         ax.set_xticks(range(len(xs)), [_fmt(v) for v in xs])
         ax.set_yticks(range(len(ys)), [_fmt(v) for v in ys])
         ax.set_xlabel(x_axis)
@@ -141,15 +159,23 @@ class SweepResult:
                 light = (mean[i, j] - low) / ((high - low) or 1.0)  # dark text on light cells
                 if metric != "accuracy":
                     light = 1.0 - light
-                ax.text(j, i, f"{mean[i, j]:.3f}\n±{std[i, j]:.3f}", ha="center", va="center",
-                        fontsize=8, color="k" if light > 0.6 else "w")
+                ax.text(
+                    j,
+                    i,
+                    f"{mean[i, j]:.3f}\n±{std[i, j]:.3f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="k" if light > 0.6 else "w",
+                )
         ax.set_title(f"{metric.replace('_', ' ')}: mean ± std over the other axes")
         fig.colorbar(image, ax=ax, label=metric.replace("_", " "))
         _save(fig, path)
         return fig
 
-    def plot_best(self, n: int = 5, metric: str = "final_cost",
-                  path: str | os.PathLike | None = None):
+    def plot_best(
+        self, n: int = 5, metric: str = "final_cost", path: str | os.PathLike | None = None
+    ):
         """The recorded cost curves of the ``n`` best models, labelled by their settings.
 
         Returns
@@ -186,4 +212,3 @@ def _save(fig, path) -> Path | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=100)
     return path
-

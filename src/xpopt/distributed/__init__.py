@@ -11,24 +11,40 @@ rank the result is bit for bit :func:`xpopt.train`'s. See ``docs/distributed.md`
 """
 
 from .engine import (
-                     Engine,
-                     MpiEngine,
-                     MpiUnavailableError,
-                     NcclCollective,
-                     NcclEngine,
-                     choose_engine,
-                     describe,
-                     describe_line,
-                     local_rank,
-                     use_local_device,
-                     world,
+    Engine,
+    MpiEngine,
+    MpiUnavailableError,
+    NcclCollective,
+    NcclEngine,
+    choose_engine,
+    describe,
+    describe_line,
+    local_rank,
+    use_local_device,
+    world,
 )
 from .loop import DistributedResult, train
 from .replicas import ReplicaDivergenceError, check_replicas, checksum
 from .shards import ShardPlan, batch_widths, shard_bounds
 
-__all__ = ["DistributedResult", "Engine", "MpiEngine", "MpiUnavailableError", "NcclCollective",
-           "NcclEngine", "ReplicaDivergenceError", "ShardPlan", "batch_widths", "check_replicas",
-           "checksum", "choose_engine", "describe", "describe_line", "local_rank", "shard_bounds",
-           "train",
-           "use_local_device", "world"]
+__all__ = [
+    "DistributedResult",
+    "Engine",
+    "MpiEngine",
+    "MpiUnavailableError",
+    "NcclCollective",
+    "NcclEngine",
+    "ReplicaDivergenceError",
+    "ShardPlan",
+    "batch_widths",
+    "check_replicas",
+    "checksum",
+    "choose_engine",
+    "describe",
+    "describe_line",
+    "local_rank",
+    "shard_bounds",
+    "train",
+    "use_local_device",
+    "world",
+]

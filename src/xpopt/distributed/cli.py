@@ -39,8 +39,10 @@ def _layers(text: str) -> list[int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected sizes such as 2,5,2,1, got {text!r}") from None
     if len(dims) < 2 or dims[0] != 2 or dims[-1] != 1 or min(dims) < 1:
-        raise argparse.ArgumentTypeError(f"layers must start with 2 (the moons' features) and "
-                                         f"end with 1 (one output), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"layers must start with 2 (the moons' features) and "
+            f"end with 1 (one output), got {text!r}"
+        )
     return dims
 
 
@@ -53,6 +55,7 @@ def _positive(kind):
         if not (math.isfinite(value) and value > 0):
             raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
         return value
+
     return parse
 
 
@@ -60,6 +63,7 @@ def _non_negative(kind):
     def parse(text: str):
         value = _positive(kind)(text) if text.strip() not in ("0", "0.0") else kind(0)
         return value
+
     return parse
 
 
@@ -68,14 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m xpopt.distributed",
         description="Train on the moons as the course's model() does, data-parallel over "
-                    "the ranks of an MPI job (MPI for NumPy, NCCL for CuPy).")
+        "the ranks of an MPI job (MPI for NumPy, NCCL for CuPy).",
+    )
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    p.add_argument("--layers", type=_layers, default=[2, 5, 2, 1], metavar="DIMS",
-                   help="layer sizes, comma-separated (default: 2,5,2,1)")
+    p.add_argument(
+        "--layers",
+        type=_layers,
+        default=[2, 5, 2, 1],
+        metavar="DIMS",
+        help="layer sizes, comma-separated (default: 2,5,2,1)",
+    )
     p.add_argument("--learning-rate", type=_positive(float), default=0.0007, metavar="LR")
     p.add_argument("--epochs", type=_non_negative(int), default=5000, metavar="N")
-    p.add_argument("--batch-size", default="64", metavar="SIZE",
-                   help="the GLOBAL mini-batch, split over the ranks; 'full' for all 300")
+    p.add_argument(
+        "--batch-size",
+        default="64",
+        metavar="SIZE",
+        help="the GLOBAL mini-batch, split over the ranks; 'full' for all 300",
+    )
     p.add_argument("--decay", choices=("none", *experiment.DECAYS), default="none")
     p.add_argument("--decay-rate", type=_non_negative(float), default=1.0, metavar="RATE")
     p.add_argument("--time-interval", type=_positive(int), default=1000, metavar="N")
@@ -85,13 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epsilon", type=_positive(float), default=1e-8)
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     p.add_argument("--seed", type=int, default=10)
-    p.add_argument("--backend", choices=backend.BACKENDS, default=None,
-                   help="cpu (MPI) or cuda (NCCL, one GPU per rank); default $XPOPT_BACKEND or cpu")
+    p.add_argument(
+        "--backend",
+        choices=backend.BACKENDS,
+        default=None,
+        help="cpu (MPI) or cuda (NCCL, one GPU per rank); default $XPOPT_BACKEND or cpu",
+    )
     p.add_argument("--strict", action="store_true", help="no CPU fallback for --backend cuda")
     p.add_argument("--print-every", type=_positive(int), default=1000, metavar="N")
     p.add_argument("--record-every", type=_positive(int), default=100, metavar="N")
-    p.add_argument("--check-every", type=_positive(int), default=100, metavar="N",
-                   help="compare the replicas' checksums every N epochs (default: 100)")
+    p.add_argument(
+        "--check-every",
+        type=_positive(int),
+        default=100,
+        metavar="N",
+        help="compare the replicas' checksums every N epochs (default: 100)",
+    )
     p.add_argument("--quiet", action="store_true", help="print the summary only")
     p.add_argument("--plot-dir", type=Path, metavar="DIR", help="figures (rank 0; matplotlib)")
     p.add_argument("--checkpoint", type=Path, metavar="PATH", help="rank 0 saves there, atomically")
@@ -118,30 +141,51 @@ def _run(args, comm) -> int:
         X, Y = load_moons(dtype=numpy.dtype(args.dtype))
         batch = _batch_size(args.batch_size, X.shape[1])
         layers = getattr(args, "layers", None) or [2, 5, 2, 1]
-        opt = make_optimizer(args.optimizer, args.learning_rate, beta=args.beta, beta1=args.beta1,
-                             beta2=args.beta2, epsilon=args.epsilon)
+        opt = make_optimizer(
+            args.optimizer,
+            args.learning_rate,
+            beta=args.beta,
+            beta1=args.beta1,
+            beta2=args.beta2,
+            epsilon=args.epsilon,
+        )
         engine = choose_engine(xp, comm)
-        result = train(X, Y, layers, opt, mini_batch_size=batch, num_epochs=args.epochs,
-                       seed=args.seed,
-                       decay=experiment.resolve_decay(args.decay, args.time_interval),
-                       decay_rate=args.decay_rate, print_cost=not args.quiet,
-                       print_every=args.print_every,
-                       record_every=getattr(args, "record_every", 100),
-                       checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
-                       resume=args.resume, engine=engine,
-                       check_every=getattr(args, "check_every", 100))
+        result = train(
+            X,
+            Y,
+            layers,
+            opt,
+            mini_batch_size=batch,
+            num_epochs=args.epochs,
+            seed=args.seed,
+            decay=experiment.resolve_decay(args.decay, args.time_interval),
+            decay_rate=args.decay_rate,
+            print_cost=not args.quiet,
+            print_every=args.print_every,
+            record_every=getattr(args, "record_every", 100),
+            checkpoint=args.checkpoint,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
+            engine=engine,
+            check_every=getattr(args, "check_every", 100),
+        )
         if rank != 0:
             return 0
         cost = experiment.final_cost(X, Y, result.parameters)
         acc = accuracy(X, Y, result.parameters)
         share = result.allreduce_seconds / result.wall_time if result.wall_time > 0 else 0.0
-        lines = [("optimizer", args.optimizer), ("layers", layers),
-                 ("final cost", f"{cost:f}"),
-                 ("train accuracy", f"{acc:.4f} ({round(acc * X.shape[1])}/{X.shape[1]})"),
-                 ("wall time", f"{result.wall_time:.2f} s for {result.steps} steps"),
-                 ("ranks", f"{result.size} ({result.engine}; all-reduce {100 * share:.0f}% "
-                           f"of rank 0's time)"),
-                 ("backend", effective)]
+        lines = [
+            ("optimizer", args.optimizer),
+            ("layers", layers),
+            ("final cost", f"{cost:f}"),
+            ("train accuracy", f"{acc:.4f} ({round(acc * X.shape[1])}/{X.shape[1]})"),
+            ("wall time", f"{result.wall_time:.2f} s for {result.steps} steps"),
+            (
+                "ranks",
+                f"{result.size} ({result.engine}; all-reduce {100 * share:.0f}% of rank 0's time)",
+            ),
+            ("backend", effective),
+        ]
         if args.plot_dir is not None:  # xpopt train --plot-dir's figures, by its function
             from ..cli.output import train_figures  # noqa: PLC0415
 
@@ -189,13 +233,18 @@ def run(args) -> int:
     except BaseException as exc:
         # Raised alike on every rank (xpopt.distributed.train agrees on its refusals and
         # on a divergence of the replicas): a clean exit with a status on each rank.
-        if isinstance(exc, Exception) and (getattr(exc, ALL_RANKS, False)
-                                           or isinstance(exc, backend.BackendUnavailableError)):
+        if isinstance(exc, Exception) and (
+            getattr(exc, ALL_RANKS, False) or isinstance(exc, backend.BackendUnavailableError)
+        ):
             if rank == 0 or isinstance(exc, ReplicaDivergenceError):
                 print(f"xpopt.distributed: {exc}", file=sys.stderr)
             return 1 if isinstance(exc, (CheckpointError, ReplicaDivergenceError)) else 2
         # One rank failing alone: the others would wait in the next all-reduce forever.
-        print(f"xpopt.distributed: rank {rank} failed: {type(exc).__name__}: {exc}; "
-              f"aborting all {comm.Get_size()} ranks", file=sys.stderr, flush=True)
+        print(
+            f"xpopt.distributed: rank {rank} failed: {type(exc).__name__}: {exc}; "
+            f"aborting all {comm.Get_size()} ranks",
+            file=sys.stderr,
+            flush=True,
+        )
         comm.Abort(130 if isinstance(exc, KeyboardInterrupt) else 1)
         return 1  # not reached: MPI_Abort ends the process

@@ -23,12 +23,24 @@ import numpy
 
 from ..backend import get_xp, is_cupy_array
 
-__all__ = ["Engine", "MpiEngine", "NcclCollective", "NcclEngine", "MpiUnavailableError",
-           "choose_engine", "describe", "describe_line", "local_rank", "use_local_device",
-           "world"]
+__all__ = [
+    "Engine",
+    "MpiEngine",
+    "NcclCollective",
+    "NcclEngine",
+    "MpiUnavailableError",
+    "choose_engine",
+    "describe",
+    "describe_line",
+    "local_rank",
+    "use_local_device",
+    "world",
+]
 
-INSTALL_HINT = ("pip install mpi4py mpich (the 'mpi' extra), or build mpi4py against your "
-                "cluster's MPI: env MPICC=mpicc pip install --no-binary mpi4py mpi4py")
+INSTALL_HINT = (
+    "pip install mpi4py mpich (the 'mpi' extra), or build mpi4py against your "
+    "cluster's MPI: env MPICC=mpicc pip install --no-binary mpi4py mpi4py"
+)
 
 
 class MpiUnavailableError(ImportError):
@@ -40,8 +52,9 @@ def mpi():
     try:
         from mpi4py import MPI  # noqa: PLC0415
     except ImportError as exc:
-        raise MpiUnavailableError(f"distributed training needs mpi4py ({exc}): "
-                                  f"{INSTALL_HINT}") from exc
+        raise MpiUnavailableError(
+            f"distributed training needs mpi4py ({exc}): {INSTALL_HINT}"
+        ) from exc
     return MPI
 
 
@@ -134,8 +147,10 @@ class MpiEngine(Engine):
 
     def allreduce(self, buf) -> None:
         if is_cupy_array(buf):
-            raise TypeError("MpiEngine sums host (NumPy) buffers; CuPy arrays go through "
-                            "NcclEngine (choose_engine picks it for CuPy data)")
+            raise TypeError(
+                "MpiEngine sums host (NumPy) buffers; CuPy arrays go through "
+                "NcclEngine (choose_engine picks it for CuPy data)"
+            )
         if self.size > 1:
             self.comm.Allreduce(self._in_place, buf, op=self._sum)
 
@@ -153,8 +168,10 @@ class NcclCollective:
         self.communicator = communicator
         self.nccl = nccl_module
         self.cupy = cupy
-        self.dtypes = {numpy.dtype(numpy.float64): nccl_module.NCCL_FLOAT64,
-                       numpy.dtype(numpy.float32): nccl_module.NCCL_FLOAT32}
+        self.dtypes = {
+            numpy.dtype(numpy.float64): nccl_module.NCCL_FLOAT64,
+            numpy.dtype(numpy.float32): nccl_module.NCCL_FLOAT32,
+        }
 
     @classmethod
     def bootstrap(cls, comm, cupy) -> NcclCollective:
@@ -176,8 +193,10 @@ class NcclCollective:
             else:
                 why = "cupy.cuda.nccl.available is False"
         if nccl is None or not getattr(nccl, "available", False):
-            raise RuntimeError(f"NCCL is not usable through CuPy ({why}): pip install "
-                               f"nvidia-nccl-cu12 (CUDA 12) and run one rank per GPU")
+            raise RuntimeError(
+                f"NCCL is not usable through CuPy ({why}): pip install "
+                f"nvidia-nccl-cu12 (CUDA 12) and run one rank per GPU"
+            )
         uid = nccl.get_unique_id() if comm.Get_rank() == 0 else None
         uid = comm.bcast(uid, root=0)
         communicator = nccl.NcclCommunicator(comm.Get_size(), uid, comm.Get_rank())
@@ -187,11 +206,13 @@ class NcclCollective:
         """Sum ``a`` over the ranks in place, on the current stream (no host transfer)."""
         dtype = self.dtypes.get(numpy.dtype(a.dtype))
         if dtype is None or not a.flags.c_contiguous:
-            raise TypeError(f"NCCL all-reduce needs a contiguous float32/float64 buffer, "
-                            f"got {a.dtype}")
+            raise TypeError(
+                f"NCCL all-reduce needs a contiguous float32/float64 buffer, got {a.dtype}"
+            )
         stream = self.cupy.cuda.get_current_stream().ptr
-        self.communicator.allReduce(a.data.ptr, a.data.ptr, a.size, dtype,
-                                    self.nccl.NCCL_SUM, stream)
+        self.communicator.allReduce(
+            a.data.ptr, a.data.ptr, a.size, dtype, self.nccl.NCCL_SUM, stream
+        )
 
 
 class NcclEngine(Engine):
@@ -279,6 +300,7 @@ def describe() -> dict:
 def describe_line(info: dict | None = None) -> str:
     """:func:`describe` on one line, as ``xpopt info`` prints it."""
     info = describe() if info is None else info
-    return (f"mpi4py {info['mpi4py']}, mpiexec {info['mpiexec']}, {info['nccl']}; "
-            f"engines: NumPy -> {info['engine_numpy']}, CuPy -> {info['engine_cupy']}")
-
+    return (
+        f"mpi4py {info['mpi4py']}, mpiexec {info['mpiexec']}, {info['nccl']}; "
+        f"engines: NumPy -> {info['engine_numpy']}, CuPy -> {info['engine_cupy']}"
+    )

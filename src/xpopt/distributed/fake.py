@@ -34,8 +34,10 @@ class HostCollective:
         from ..testing import is_standin  # noqa: PLC0415
 
         if not is_standin(sys.modules.get("cupy")) or not hasattr(a, "_a"):
-            raise TypeError("HostCollective works on arrays of xpopt's CuPy stand-in only; "
-                            "real CuPy arrays go through NcclCollective")
+            raise TypeError(
+                "HostCollective works on arrays of xpopt's CuPy stand-in only; "
+                "real CuPy arrays go through NcclCollective"
+            )
         memory = a._a  # the stand-in's "device" memory (NumPy), read as NCCL would
         if not memory.flags.c_contiguous:
             raise TypeError("the all-reduce buffer must be contiguous")

@@ -41,6 +41,7 @@ def shard_backward(Y, caches, batch_width: int):
     AL = activations[-1]
     if Y.shape != AL.shape:
         raise ValueError(f"Y must have shape {AL.shape}, got {Y.shape}")
-    _backward_loop(ws.xp, activations, Y, ws.W, ws.gW, ws.gb, ws.dZ, ws.relu_slopes,
-                   float(batch_width))  # backward_propagation's m: the batch's width, a float
+    _backward_loop(
+        ws.xp, activations, Y, ws.W, ws.gW, ws.gb, ws.dZ, ws.relu_slopes, float(batch_width)
+    )  # backward_propagation's m: the batch's width, a float
     return ws.grads

@@ -77,8 +77,11 @@ class DistributedResult(TrainResult):
     allreduce_seconds: float = 0.0
 
 
-_AGREED_ERRORS = {"TypeError": TypeError, "ValueError": ValueError,
-                  "CheckpointError": ckpt.CheckpointError}
+_AGREED_ERRORS = {
+    "TypeError": TypeError,
+    "ValueError": ValueError,
+    "CheckpointError": ckpt.CheckpointError,
+}
 
 
 def _together(engine: Engine, fn: Callable[[], object], *, only_root: bool = False):
@@ -109,16 +112,31 @@ def _agree(engine: Engine, run: dict) -> None:
     differ = sorted({k for other in everyone for k in run if other.get(k) != everyone[0].get(k)})
     if differ:
         ranks = [r for r, other in enumerate(everyone) if other != everyone[0]]
-        exc = ValueError(f"the ranks were given different runs: {', '.join(differ)} differ "
-                         f"between rank 0 and ranks {ranks} (same data, parameters and "
-                         f"arguments on every rank)")
+        exc = ValueError(
+            f"the ranks were given different runs: {', '.join(differ)} differ "
+            f"between rank 0 and ranks {ranks} (same data, parameters and "
+            f"arguments on every rank)"
+        )
         setattr(exc, ALL_RANKS, True)
         raise exc
 
 
-def _broadcast_checkpoint(engine: Engine, path, params, state, *, optimizer, seed,
-                          mini_batch_size, schedule, record_every, fingerprint, num_epochs,
-                          learning_rate0, batches) -> ckpt.Checkpoint | None:
+def _broadcast_checkpoint(
+    engine: Engine,
+    path,
+    params,
+    state,
+    *,
+    optimizer,
+    seed,
+    mini_batch_size,
+    schedule,
+    record_every,
+    fingerprint,
+    num_epochs,
+    learning_rate0,
+    batches,
+) -> ckpt.Checkpoint | None:
     """Rank 0 reads and checks the checkpoint; every rank gets it (metadata pickled, arrays
     through the buffer interface). A refusal is raised on every rank."""
 
@@ -126,11 +144,22 @@ def _broadcast_checkpoint(engine: Engine, path, params, state, *, optimizer, see
         if not os.path.exists(path):
             return None
         saved = ckpt.load(path)
-        saved.check_matches(params, state, optimizer=optimizer, seed=seed,
-                            mini_batch_size=mini_batch_size, schedule=schedule,
-                            record_every=record_every, data=fingerprint)
-        saved.check_progress(num_epochs=num_epochs, learning_rate0=learning_rate0,
-                             batches_per_epoch=batches, path=path)
+        saved.check_matches(
+            params,
+            state,
+            optimizer=optimizer,
+            seed=seed,
+            mini_batch_size=mini_batch_size,
+            schedule=schedule,
+            record_every=record_every,
+            data=fingerprint,
+        )
+        saved.check_progress(
+            num_epochs=num_epochs,
+            learning_rate0=learning_rate0,
+            batches_per_epoch=batches,
+            path=path,
+        )
         return saved
 
     saved = _together(engine, load, only_root=True)
@@ -138,28 +167,48 @@ def _broadcast_checkpoint(engine: Engine, path, params, state, *, optimizer, see
         return saved
     header = None
     if saved is not None:
-        shapes = {"parameters": saved.parameters.shape,
-                  **{k: v.shape for k, v in saved.slots.items()}}
+        shapes = {
+            "parameters": saved.parameters.shape,
+            **{k: v.shape for k, v in saved.slots.items()},
+        }
         header = (saved.meta, shapes, saved.parameters.dtype.str)
     header = engine.bcast(header)
     if header is None:
         return None
     meta, shapes, dtype = header
-    arrays = ({"parameters": saved.parameters, **saved.slots} if engine.rank == 0 else
-              {k: numpy.empty(s, dtype=numpy.dtype(dtype)) for k, s in shapes.items()})
+    arrays = (
+        {"parameters": saved.parameters, **saved.slots}
+        if engine.rank == 0
+        else {k: numpy.empty(s, dtype=numpy.dtype(dtype)) for k, s in shapes.items()}
+    )
     for name in sorted(arrays):
         engine.bcast_array(arrays[name])
     return ckpt.Checkpoint(meta, arrays.pop("parameters"), arrays)
 
 
-def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
-          mini_batch_size: int = 64, num_epochs: int = 5000, seed: int = 10,
-          decay: Callable[[float, int, float], float] | None = None, decay_rate: float = 1,
-          print_cost: bool = False, print_every: int = 1000, record_every: int = 100,
-          progress: bool | None = False, progress_label: str = "",
-          checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1000,
-          resume: bool = False, stop_after: int | None = None, engine: Engine | None = None,
-          check_every: int | None = 100) -> DistributedResult:
+def train(
+    X,
+    Y,
+    parameters: dict | Sequence[int],
+    optimizer: Optimizer,
+    *,
+    mini_batch_size: int = 64,
+    num_epochs: int = 5000,
+    seed: int = 10,
+    decay: Callable[[float, int, float], float] | None = None,
+    decay_rate: float = 1,
+    print_cost: bool = False,
+    print_every: int = 1000,
+    record_every: int = 100,
+    progress: bool | None = False,
+    progress_label: str = "",
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 1000,
+    resume: bool = False,
+    stop_after: int | None = None,
+    engine: Engine | None = None,
+    check_every: int | None = 100,
+) -> DistributedResult:
     """:func:`xpopt.train`, data-parallel over the ranks of an MPI job (call it on every rank).
 
     The arguments and their meaning are :func:`xpopt.train`'s: the course's mini-batches
@@ -204,18 +253,30 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
     xp = get_xp(X, Y)
     engine = choose_engine(xp) if engine is None else engine
     rank, size = engine.rank, engine.size
-    settings = _together(engine, lambda: check_settings(
-        num_epochs=num_epochs, mini_batch_size=mini_batch_size, seed=seed,
-        print_every=print_every, record_every=record_every, checkpoint_every=checkpoint_every,
-        stop_after=stop_after))
+    settings = _together(
+        engine,
+        lambda: check_settings(
+            num_epochs=num_epochs,
+            mini_batch_size=mini_batch_size,
+            seed=seed,
+            print_every=print_every,
+            record_every=record_every,
+            checkpoint_every=checkpoint_every,
+            stop_after=stop_after,
+        ),
+    )
     if checkpoint is not None:
         _together(engine, lambda: ckpt.check_writable(checkpoint), only_root=True)
-    num_epochs, mini_batch_size, seed = (settings["num_epochs"], settings["mini_batch_size"],
-                                         settings["seed"])
+    num_epochs, mini_batch_size, seed = (
+        settings["num_epochs"],
+        settings["mini_batch_size"],
+        settings["seed"],
+    )
     print_every, record_every = settings["print_every"], settings["record_every"]
     checkpoint_every, stop_after = settings["checkpoint_every"], settings["stop_after"]
-    if check_every is not None and (isinstance(check_every, bool)
-                                    or not isinstance(check_every, int) or check_every < 1):
+    if check_every is not None and (
+        isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1
+    ):
         exc = ValueError(f"check_every must be None or an integer >= 1, got {check_every!r}")
         setattr(exc, ALL_RANKS, True)  # the same argument on every rank: the same refusal
         raise exc
@@ -223,20 +284,35 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
     def prepare():
         prepared = prepare_training(X, Y, parameters, optimizer)  # what xpopt.train checks
         if tuple(prepared[0].layout[-1][1]) != (1, 1):
-            raise ValueError("the output layer must have one unit "
-                             "(binary labels, Y of shape (1, m))")
+            raise ValueError(
+                "the output layer must have one unit (binary labels, Y of shape (1, m))"
+            )
         return prepared
 
     params, optimizer = _together(engine, prepare)  # the parameters packed, a copy of optimizer
     schedule = describe_schedule(decay, decay_rate)
     m = X.shape[1]
     fingerprint = ckpt.data_fingerprint(X, Y)  # once per call; also compared across ranks
-    _agree(engine, {"data": fingerprint, "layout": params.layout, "dtype": str(X.dtype),
-                    "parameters": checksum(params.flat), "optimizer": repr(optimizer),
-                    "seed": seed, "mini_batch_size": mini_batch_size, "num_epochs": num_epochs,
-                    "stop_after": stop_after, "record_every": record_every, "schedule": schedule,
-                    "checkpoint_every": checkpoint_every, "check_every": check_every,
-                    "resume": bool(resume), "engine": engine.name})
+    _agree(
+        engine,
+        {
+            "data": fingerprint,
+            "layout": params.layout,
+            "dtype": str(X.dtype),
+            "parameters": checksum(params.flat),
+            "optimizer": repr(optimizer),
+            "seed": seed,
+            "mini_batch_size": mini_batch_size,
+            "num_epochs": num_epochs,
+            "stop_after": stop_after,
+            "record_every": record_every,
+            "schedule": schedule,
+            "checkpoint_every": checkpoint_every,
+            "check_every": check_every,
+            "resume": bool(resume),
+            "engine": engine.name,
+        },
+    )
 
     plan = ShardPlan.build(m, mini_batch_size, size, rank)
     learning_rate0 = optimizer.learning_rate
@@ -247,10 +323,20 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
     saved = None
     if resume and checkpoint is not None:
         saved = _broadcast_checkpoint(
-            engine, checkpoint, params, state, optimizer=optimizer, seed=seed,
-            mini_batch_size=mini_batch_size, schedule=schedule, record_every=record_every,
-            fingerprint=fingerprint, num_epochs=num_epochs, learning_rate0=learning_rate0,
-            batches=len(plan.widths))
+            engine,
+            checkpoint,
+            params,
+            state,
+            optimizer=optimizer,
+            seed=seed,
+            mini_batch_size=mini_batch_size,
+            schedule=schedule,
+            record_every=record_every,
+            fingerprint=fingerprint,
+            num_epochs=num_epochs,
+            learning_rate0=learning_rate0,
+            batches=len(plan.widths),
+        )
 
     # This rank's epoch, gathered once per epoch: its shards of every batch, end to end.
     m_local = plan.m_local
@@ -272,9 +358,16 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
     step = optimizer.bind(params, grads, state)
     start = 0
     if saved is not None:
-        saved.restore_into(params, state, optimizer=optimizer, seed=seed,
-                           mini_batch_size=mini_batch_size, schedule=schedule,
-                           record_every=record_every, data=fingerprint)
+        saved.restore_into(
+            params,
+            state,
+            optimizer=optimizer,
+            seed=seed,
+            mini_batch_size=mini_batch_size,
+            schedule=schedule,
+            record_every=record_every,
+            data=fingerprint,
+        )
         start = saved.epoch
         learning_rates = list(saved.learning_rates)
         done = saved.costs[:n_records]
@@ -340,19 +433,39 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
                 if bar is not None and (i % record_every == 0 or last):
                     bar.show(i + 1, float(cost_avg))
                 if checkpoint is not None and ((i + 1) % checkpoint_every == 0 or last):
-                    ckpt.save(checkpoint, parameters=params, state=state, epoch=i + 1, seed=seed,
-                              learning_rate=optimizer.learning_rate,
-                              learning_rates=learning_rates,
-                              costs=to_host(history[: i // record_every + 1]).tolist(),
-                              optimizer=optimizer, mini_batch_size=mini_batch_size,
-                              schedule=schedule, record_every=record_every, data=fingerprint)
+                    ckpt.save(
+                        checkpoint,
+                        parameters=params,
+                        state=state,
+                        epoch=i + 1,
+                        seed=seed,
+                        learning_rate=optimizer.learning_rate,
+                        learning_rates=learning_rates,
+                        costs=to_host(history[: i // record_every + 1]).tolist(),
+                        optimizer=optimizer,
+                        mini_batch_size=mini_batch_size,
+                        schedule=schedule,
+                        record_every=record_every,
+                        data=fingerprint,
+                    )
             if (check_every is not None and (i + 1) % check_every == 0) or last:
                 check_replicas(engine, i + 1, params, state)
     costs = to_host(history[: (end - 1) // record_every + 1] if end > 0 else history[:0]).tolist()
     wall = clock() - t0
     if bar is not None:
         bar.close()
-    return DistributedResult(params, costs, learning_rates, wall, state, end,
-                             list(range(0, end, record_every)), optimizer.learning_rate,
-                             rank=rank, size=size, engine=engine.name, steps=steps,
-                             allreduce_seconds=reduce_time)
+    return DistributedResult(
+        params,
+        costs,
+        learning_rates,
+        wall,
+        state,
+        end,
+        list(range(0, end, record_every)),
+        optimizer.learning_rate,
+        rank=rank,
+        size=size,
+        engine=engine.name,
+        steps=steps,
+        allreduce_seconds=reduce_time,
+    )

@@ -67,4 +67,5 @@ def check_replicas(engine, epoch: int, params, state) -> None:
             f"optimizer state than rank 0 ((t, checksums) rank 0 {everyone[0]}, "
             + ", ".join(f"rank {r} {everyone[r]}" for r in odd)
             + "). Every rank must run the same xpopt, NumPy/CuPy and BLAS, on the same data "
-              "and arguments.")
+            "and arguments."
+        )

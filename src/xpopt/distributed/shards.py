@@ -93,8 +93,15 @@ class ShardPlan:
             at += hi - lo
         positions = numpy.concatenate(pieces) if pieces else numpy.empty(0, numpy.int64)
         positions.setflags(write=False)
-        return cls(int(m), int(mini_batch_size), int(size), int(rank), tuple(widths),
-                   tuple(shards), positions)
+        return cls(
+            int(m),
+            int(mini_batch_size),
+            int(size),
+            int(rank),
+            tuple(widths),
+            tuple(shards),
+            positions,
+        )
 
     @property
     def m_local(self) -> int:

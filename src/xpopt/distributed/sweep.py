@@ -66,8 +66,9 @@ def _agree_on_checkpoint(comm, X, Y, plan, indices, path, resume: bool) -> None:
     problem = None
     if path is not None:
         try:
-            store = SweepCheckpoint(path, X, Y, plan, indices,
-                                    plan.blocks(indices, get_xp(X) is numpy))
+            store = SweepCheckpoint(
+                path, X, Y, plan, indices, plan.blocks(indices, get_xp(X) is numpy)
+            )
             if resume:
                 store.load()
         except CheckpointError as exc:
@@ -78,9 +79,17 @@ def _agree_on_checkpoint(comm, X, Y, plan, indices, path, resume: bool) -> None:
             raise CheckpointError(found if rank == comm.Get_rank() else f"(rank {rank}) {found}")
 
 
-def split_sweep(X, Y, plan: SweepPlan, comm=None, *, progress: bool | None = False,
-                checkpoint=None, checkpoint_every: int = 1000,
-                resume: bool = False) -> SweepResult | None:
+def split_sweep(
+    X,
+    Y,
+    plan: SweepPlan,
+    comm=None,
+    *,
+    progress: bool | None = False,
+    checkpoint=None,
+    checkpoint_every: int = 1000,
+    resume: bool = False,
+) -> SweepResult | None:
     """Train ``plan``'s models split over the ranks of ``comm`` (``MPI.COMM_WORLD`` by
     default); call it on every rank. Returns the whole :class:`SweepResult` on rank 0 and
     None on the others.
@@ -106,12 +115,25 @@ def split_sweep(X, Y, plan: SweepPlan, comm=None, *, progress: bool | None = Fal
     indices = list(range(rank, len(plan.models), size))
     path = rank_checkpoint(checkpoint, rank, size)
     _agree_on_checkpoint(comm, X, Y, plan, indices, path, resume)
-    parameters, costs, seconds = train_models(X, Y, plan, indices, progress=progress,
-                                              checkpoint=path,
-                                              checkpoint_every=checkpoint_every, resume=resume)
+    parameters, costs, seconds = train_models(
+        X,
+        Y,
+        plan,
+        indices,
+        progress=progress,
+        checkpoint=path,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+    )
     mine = result_of(X, Y, plan, indices, parameters, costs, seconds)
-    sent = (indices, [numpy.array(to_host(p.flat)) for p in mine.parameters], mine.costs,
-            mine.final_cost, mine.accuracy, seconds)
+    sent = (
+        indices,
+        [numpy.array(to_host(p.flat)) for p in mine.parameters],
+        mine.costs,
+        mine.final_cost,
+        mine.accuracy,
+        seconds,
+    )
     everyone = comm.gather(sent, root=0)
     if rank != 0:
         return None
@@ -124,18 +146,51 @@ def split_sweep(X, Y, plan: SweepPlan, comm=None, *, progress: bool | None = Fal
             parameters[k] = to_module(FlatDict(flats[j], layout), xp)
             costs[k], finals[k], accuracies[k] = cs[j], fs[j], accs[j]
     settings = [{name: s[name] for name in plan.axes} for s in plan.models]
-    return SweepResult(axes=plan.axes, settings=settings, parameters=parameters, costs=costs,
-                       final_cost=finals, accuracy=accuracies, record_every=plan.record_every,
-                       seconds=max(item[-1] for item in everyone))
+    return SweepResult(
+        axes=plan.axes,
+        settings=settings,
+        parameters=parameters,
+        costs=costs,
+        final_cost=finals,
+        accuracy=accuracies,
+        record_every=plan.record_every,
+        seconds=max(item[-1] for item in everyone),
+    )
 
 
-def sweep(X, Y, layer_dims, optimizer="adam", *, comm=None, progress: bool | None = False,
-          checkpoint=None, checkpoint_every: int = 1000, resume: bool = False,
-          shuffle: str = "own", record_every: int = 100, block_size: int | None = 128,
-          **axes) -> SweepResult | None:
+def sweep(
+    X,
+    Y,
+    layer_dims,
+    optimizer="adam",
+    *,
+    comm=None,
+    progress: bool | None = False,
+    checkpoint=None,
+    checkpoint_every: int = 1000,
+    resume: bool = False,
+    shuffle: str = "own",
+    record_every: int = 100,
+    block_size: int | None = 128,
+    **axes,
+) -> SweepResult | None:
     """:func:`xpopt.sweep` split over the ranks of an MPI job (call it on every rank): the
     result on rank 0, None on the others. The arguments are :func:`xpopt.sweep`'s."""
-    plan = check_sweep(layer_dims, optimizer, shuffle=shuffle, record_every=record_every,
-                       block_size=block_size, **axes)
-    return split_sweep(X, Y, plan, comm, progress=progress, checkpoint=checkpoint,
-                       checkpoint_every=checkpoint_every, resume=resume)
+    plan = check_sweep(
+        layer_dims,
+        optimizer,
+        shuffle=shuffle,
+        record_every=record_every,
+        block_size=block_size,
+        **axes,
+    )
+    return split_sweep(
+        X,
+        Y,
+        plan,
+        comm,
+        progress=progress,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+    )
