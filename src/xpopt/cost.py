@@ -66,8 +66,11 @@ def compute_cost(AL, Y, *, output: str = "sigmoid"):
     xp = get_xp(AL, Y)
     if AL.shape != Y.shape:
         labels = (1, AL.shape[1]), (AL.shape[1],)
-        hint = (" (class labels of a softmax output: pass output='softmax')"
-                if AL.ndim == 2 and AL.shape[0] > 1 and Y.shape in labels else "")
+        hint = (
+            " (class labels of a softmax output: pass output='softmax')"
+            if AL.ndim == 2 and AL.shape[0] > 1 and Y.shape in labels
+            else ""
+        )
         raise ValueError(f"AL and Y must have the same shape, got {AL.shape} and {Y.shape}{hint}")
     logprobs = _logprobs(xp, AL, Y)
     total = numpy.add.reduce(logprobs, axis=None) if xp is numpy else xp.sum(logprobs)
@@ -120,7 +123,7 @@ def epoch_cost(AL, Y, mini_batch_size: int):
     m = logprobs.shape[0]
     full = m // mini_batch_size
     batch_sum = numpy.add.reduce if xp is numpy else xp.sum
-    tail = batch_sum(logprobs[full * mini_batch_size:], axis=0) if m % mini_batch_size else None
+    tail = batch_sum(logprobs[full * mini_batch_size :], axis=0) if m % mini_batch_size else None
     if full == 0:
         return xp.asarray(tail)
     sums = batch_sum(logprobs[: full * mini_batch_size].reshape(full, mini_batch_size), axis=1)

@@ -65,13 +65,15 @@ def accuracy(X, Y, parameters: dict, *, output: str = "sigmoid") -> float:
     p = (AL > 0.5).astype(numpy.int64)
     xp = get_xp(p, Y)
     if tuple(Y.shape) != tuple(p.shape):
-        raise ValueError(f"Y must have the shape of the predictions {tuple(p.shape)}, "
-                         f"got {tuple(Y.shape)}")
+        raise ValueError(
+            f"Y must have the shape of the predictions {tuple(p.shape)}, got {tuple(Y.shape)}"
+        )
     return float(xp.mean(p == Y))
 
 
-def gradient_check(parameters: dict, X, Y, epsilon: float = 1e-7, *,
-                   output: str = "sigmoid") -> float:
+def gradient_check(
+    parameters: dict, X, Y, epsilon: float = 1e-7, *, output: str = "sigmoid"
+) -> float:
     """Relative difference between backward's gradients and centred differences.
 
     ``||grad - approx|| / (||grad|| + ||approx||)`` with
@@ -99,15 +101,17 @@ def gradient_check(parameters: dict, X, Y, epsilon: float = 1e-7, *,
     -------
     float
     """
-    if not (isinstance(epsilon, numbers.Real) and epsilon > 0):
+    value: object = epsilon  # checked as whatever was passed (mypy: float is no numbers.Real)
+    if not (isinstance(value, numbers.Real) and float(value) > 0):
         raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
     AL, caches = network.forward_propagation(X, parameters, output=output)
     grads = to_host(network.backward_propagation(X, Y, caches, output=output))
 
     host = FlatDict.pack({k: to_host(v).astype(numpy.float64) for k, v in parameters.items()})
     # gradients paired with the parameters BY KEY: the parameters may come in any key order
-    grad = numpy.concatenate([numpy.asarray(grads["d" + k], dtype=numpy.float64).reshape(-1)
-                              for k, _ in host.layout])
+    grad = numpy.concatenate(
+        [numpy.asarray(grads["d" + k], dtype=numpy.float64).reshape(-1) for k, _ in host.layout]
+    )
     X64 = to_host(X).astype(numpy.float64)
     Y64 = to_host(Y) if output == "softmax" else to_host(Y).astype(numpy.float64)
     m = X64.shape[1]

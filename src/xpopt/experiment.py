@@ -23,8 +23,17 @@ from .network import accuracy, compute_cost, forward_propagation
 from .optim import schedule_lr_decay, update_lr
 from .train import OPTIMIZERS, TrainResult, make_optimizer, train
 
-__all__ = ["DECAYS", "LAYERS_DIMS", "NOTEBOOK_DECAY_RATES", "ComparisonRow", "final_cost",
-           "format_table", "resolve_decay", "run_comparison", "train_timed"]
+__all__ = [
+    "DECAYS",
+    "LAYERS_DIMS",
+    "NOTEBOOK_DECAY_RATES",
+    "ComparisonRow",
+    "final_cost",
+    "format_table",
+    "resolve_decay",
+    "run_comparison",
+    "train_timed",
+]
 
 LAYERS_DIMS = (2, 5, 2, 1)  # the course's network for the moons
 DECAYS = {"update_lr": update_lr, "schedule_lr_decay": schedule_lr_decay}
@@ -98,9 +107,19 @@ def final_cost(X, Y, parameters: dict, output: str = "sigmoid") -> float:
     return float(compute_cost(AL, Y, output=output)) / X.shape[1]
 
 
-def train_timed(X, Y, optimizer: str, *, layers_dims: Sequence[int] = LAYERS_DIMS,
-                learning_rate: float = 0.0007, beta: float = 0.9, beta1: float = 0.9,
-                beta2: float = 0.999, epsilon: float = 1e-8, **train_kwargs: Any) -> ComparisonRow:
+def train_timed(
+    X,
+    Y,
+    optimizer: str,
+    *,
+    layers_dims: Sequence[int] = LAYERS_DIMS,
+    learning_rate: float = 0.0007,
+    beta: float = 0.9,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+    **train_kwargs: Any,
+) -> ComparisonRow:
     """Train one optimizer as the course's ``model()`` does, and time it.
 
     Parameters
@@ -122,8 +141,9 @@ def train_timed(X, Y, optimizer: str, *, layers_dims: Sequence[int] = LAYERS_DIM
     -------
     ComparisonRow
     """
-    opt = make_optimizer(optimizer, learning_rate, beta=beta, beta1=beta1, beta2=beta2,
-                         epsilon=epsilon)
+    opt = make_optimizer(
+        optimizer, learning_rate, beta=beta, beta1=beta1, beta2=beta2, epsilon=epsilon
+    )
     start = time.perf_counter()
     result = train(X, Y, list(layers_dims), opt, **train_kwargs)
     synchronize()  # queued GPU work belongs to this run's time
@@ -133,10 +153,14 @@ def train_timed(X, Y, optimizer: str, *, layers_dims: Sequence[int] = LAYERS_DIM
     if validation is not None:
         X_val, Y_val = validation
         heldout = accuracy(X_val, Y_val, result.parameters, output=output)
-    cost = (final_cost(X, Y, result.parameters) if output == "sigmoid"
-            else final_cost(X, Y, result.parameters, output))
-    return ComparisonRow(optimizer, cost, accuracy(X, Y, result.parameters, output=output),
-                         seconds, result, heldout)
+    cost = (
+        final_cost(X, Y, result.parameters)
+        if output == "sigmoid"
+        else final_cost(X, Y, result.parameters, output)
+    )
+    return ComparisonRow(
+        optimizer, cost, accuracy(X, Y, result.parameters, output=output), seconds, result, heldout
+    )
 
 
 def _check_optimizers(optimizers: Sequence[str]) -> list[str]:
@@ -149,17 +173,31 @@ def _check_optimizers(optimizers: Sequence[str]) -> list[str]:
     return names
 
 
-def run_comparison(optimizers: Sequence[str] = OPTIMIZERS, *, num_epochs: int = 5000,
-                   learning_rate: float | Mapping[str, float] = 0.0007,
-                   mini_batch_size: int | None = 64,
-                   beta: float = 0.9, beta1: float = 0.9, beta2: float = 0.999,
-                   epsilon: float = 1e-8, decay: str | Callable | None = None,
-                   decay_rate: float = 1.0, time_interval: int = 1000, dtype=numpy.float64,
-                   seed: int = 10, backend: str | None = None, strict: bool | None = None,
-                   data: tuple[Any, Any] | None = None, print_cost: bool = False,
-                   progress: bool | None = None, layers_dims: Sequence[int] = LAYERS_DIMS,
-                   output: str = "sigmoid", validation=None,
-                   record_every: int = 100) -> list[ComparisonRow]:
+def run_comparison(
+    optimizers: Sequence[str] = OPTIMIZERS,
+    *,
+    num_epochs: int = 5000,
+    learning_rate: float | Mapping[str, float] = 0.0007,
+    mini_batch_size: int | None = 64,
+    beta: float = 0.9,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+    decay: str | Callable | None = None,
+    decay_rate: float = 1.0,
+    time_interval: int = 1000,
+    dtype=numpy.float64,
+    seed: int = 10,
+    backend: str | None = None,
+    strict: bool | None = None,
+    data: tuple[Any, Any] | None = None,
+    print_cost: bool = False,
+    progress: bool | None = None,
+    layers_dims: Sequence[int] = LAYERS_DIMS,
+    output: str = "sigmoid",
+    validation=None,
+    record_every: int = 100,
+) -> list[ComparisonRow]:
     """Train the course's network on the moons once per optimizer, as the notebook does.
 
     Every run starts from the same He initialisation and sees the same mini-batches (the
@@ -226,12 +264,30 @@ def run_comparison(optimizers: Sequence[str] = OPTIMIZERS, *, num_epochs: int = 
         for name in names:
             if print_cost:
                 print(f"{name}:")
-            rows.append(train_timed(
-                X, Y, name, layers_dims=layers_dims, learning_rate=rates[name], beta=beta,
-                beta1=beta1, beta2=beta2, epsilon=epsilon, num_epochs=num_epochs,
-                mini_batch_size=batch, seed=seed, decay=decay_fn, decay_rate=decay_rate,
-                print_cost=print_cost, progress=progress, progress_label=f"{name:<9}",
-                output=output, validation=validation, record_every=record_every))
+            rows.append(
+                train_timed(
+                    X,
+                    Y,
+                    name,
+                    layers_dims=layers_dims,
+                    learning_rate=rates[name],
+                    beta=beta,
+                    beta1=beta1,
+                    beta2=beta2,
+                    epsilon=epsilon,
+                    num_epochs=num_epochs,
+                    mini_batch_size=batch,
+                    seed=seed,
+                    decay=decay_fn,
+                    decay_rate=decay_rate,
+                    print_cost=print_cost,
+                    progress=progress,
+                    progress_label=f"{name:<9}",
+                    output=output,
+                    validation=validation,
+                    record_every=record_every,
+                )
+            )
     return rows
 
 
@@ -266,13 +322,16 @@ def format_table(rows: Sequence[ComparisonRow], *, markdown: bool = False) -> st
     heldout = any(r.heldout_accuracy is not None for r in rows)
     headers = (*HEADERS[:3], HELDOUT, HEADERS[3]) if heldout else HEADERS
     body = [_cells(r, heldout) for r in rows]
-    widths = [max(len(h), *(len(c[i]) for c in body)) if body else len(h)
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(c[i]) for c in body)) if body else len(h) for i, h in enumerate(headers)
+    ]
 
     def line(cells, fill=" ") -> list[str]:
         # The name column reads left to right; numbers line up on the right.
-        return [c.ljust(w, fill) if i == 0 else c.rjust(w, fill)
-                for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return [
+            c.ljust(w, fill) if i == 0 else c.rjust(w, fill)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
 
     if markdown:
         rule = ["-" * widths[0]] + ["-" * (w - 1) + ":" for w in widths[1:]]

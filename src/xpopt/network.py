@@ -10,7 +10,8 @@ and the gradient check in :mod:`xpopt.evaluate`, a training loop's buffers in
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy
 
@@ -27,14 +28,24 @@ from .layout import (  # noqa: F401 (re-exported)
 )
 
 __all__ = [
-    "Caches", "OUTPUTS", "Workspace", "check_output",
-    "accuracy", "backward_propagation", "compute_cost", "epoch_cost",
+    "Caches",
+    "OUTPUTS",
+    "Workspace",
+    "check_output",
+    "accuracy",
+    "backward_propagation",
+    "compute_cost",
+    "epoch_cost",
     "forward_propagation",
-    "gradient_check", "initialize_parameters", "predict",
+    "gradient_check",
+    "initialize_parameters",
+    "predict",
 ]
 
-def initialize_parameters(layer_dims: Sequence[int], seed: int = 3, *,
-                          dtype=numpy.float64) -> FlatDict:
+
+def initialize_parameters(
+    layer_dims: Sequence[int], seed: int = 3, *, dtype=numpy.float64
+) -> FlatDict:
     """He initialisation, with the course's draws, born on the configured backend.
 
     ``np.random.seed(seed)`` once (here a local ``RandomState``), then for l = 1..L:
@@ -56,8 +67,9 @@ def initialize_parameters(layer_dims: Sequence[int], seed: int = 3, *,
     return to_device(host_initial_parameters(layer_dims, seed, dtype=dtype))
 
 
-def host_initial_parameters(layer_dims: Sequence[int], seed: int = 3, *,
-                            dtype=numpy.float64) -> FlatDict:
+def host_initial_parameters(
+    layer_dims: Sequence[int], seed: int = 3, *, dtype=numpy.float64
+) -> FlatDict:
     """:func:`initialize_parameters` on the host (NumPy), whatever backend is configured."""
     dtype = numpy.dtype(dtype)
     if dtype.kind != "f":
@@ -69,6 +81,7 @@ def host_initial_parameters(layer_dims: Sequence[int], seed: int = 3, *,
         params64[f"W{l}"][...] = rng.randn(dims[l], dims[l - 1]) * numpy.sqrt(2 / dims[l - 1])
         params64[f"b{l}"][...] = 0.0
     return FlatDict(params64.flat.astype(dtype, copy=False), params64.layout)
+
 
 class Caches(NamedTuple):
     """What the forward pass keeps for the backward pass.
@@ -87,6 +100,7 @@ class Caches(NamedTuple):
     parameters: dict
     workspace: Any = None
 
+
 OUTPUTS = ("sigmoid", "softmax")
 
 
@@ -97,8 +111,9 @@ def check_output(output) -> str:
     return output
 
 
-def forward_propagation(X, parameters: dict, workspace: Workspace | None = None, *,
-                        output: str = "sigmoid") -> tuple[Any, Caches]:
+def forward_propagation(
+    X, parameters: dict, workspace: Workspace | None = None, *, output: str = "sigmoid"
+) -> tuple[Any, Caches]:
     """LINEAR -> RELU for layers 1..L-1, LINEAR -> SIGMOID (or SOFTMAX) for layer L.
 
     Parameters
@@ -121,13 +136,18 @@ def forward_propagation(X, parameters: dict, workspace: Workspace | None = None,
     """
     if output != "sigmoid":
         check_output(output)
+    Ws: Sequence[Any]  # a plan's tuples or a workspace's lists
+    bs: Sequence[Any]
+    outs: Sequence[Any]
     if workspace is None:
         plan = plan_for(parameters)
         Ws, bs = plan.Ws, plan.bs
         xp = get_xp(X, Ws[0])
         if X.dtype != Ws[0].dtype:
-            raise TypeError(f"X is {X.dtype} but the parameters are {Ws[0].dtype}; "
-                            "convert one of them (no silent promotion)")
+            raise TypeError(
+                f"X is {X.dtype} but the parameters are {Ws[0].dtype}; "
+                "convert one of them (no silent promotion)"
+            )
         if X.ndim != 2 or X.shape[0] != Ws[0].shape[1]:
             _check_shapes(Ws, bs, X.shape[0])
         L = len(Ws)
@@ -148,8 +168,10 @@ def forward_propagation(X, parameters: dict, workspace: Workspace | None = None,
             xp.maximum(Z, 0.0, out=Z)  # relu(z) = maximum(0, z)
         elif output == "softmax":
             if Z.shape[0] < 2:
-                raise ValueError("a softmax output needs at least 2 output units; for one "
-                                 "output unit use output='sigmoid'")
+                raise ValueError(
+                    "a softmax output needs at least 2 output units; for one "
+                    "output unit use output='sigmoid'"
+                )
             softmax(Z, out=Z)
         else:  # sigmoid(z) = 1 / (1 + exp(-z)), in place
             xp.negative(Z, out=Z)
@@ -164,8 +186,10 @@ def forward_propagation(X, parameters: dict, workspace: Workspace | None = None,
         activations.append(A)
     return A, Caches(tuple(activations), parameters, workspace)
 
-def backward_propagation(X, Y, caches: Caches, grads: FlatDict | None = None, *,
-                         output: str = "sigmoid") -> FlatDict:
+
+def backward_propagation(
+    X, Y, caches: Caches, grads: FlatDict | None = None, *, output: str = "sigmoid"
+) -> FlatDict:
     """Gradients of the MEAN cost over the batch with respect to every parameter.
 
     ``dz_L = (a_L - Y) / m`` (with ``output="softmax"``, ``Y`` one-hot);
@@ -202,8 +226,11 @@ def backward_propagation(X, Y, caches: Caches, grads: FlatDict | None = None, *,
         Y = one_hot(Y, AL.shape[0], AL.dtype, checked=True)
     xp = get_xp(X, Y, AL) if ws is None else ws.xp
     if Y.shape != AL.shape:
-        hint = (" (class labels: pass output='softmax')"
-                if Y.shape[0] == 1 and AL.shape[0] > 1 and Y.shape[1:] == AL.shape[1:] else "")
+        hint = (
+            " (class labels: pass output='softmax')"
+            if Y.shape[0] == 1 and AL.shape[0] > 1 and Y.shape[1:] == AL.shape[1:]
+            else ""
+        )
         raise ValueError(f"Y must have shape {AL.shape}, got {Y.shape}{hint}")
     if ws is not None:
         grads, gW, gb, dZs, slopes = ws.grads, ws.gW, ws.gb, ws.dZ, ws.relu_slopes

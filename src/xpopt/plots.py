@@ -19,9 +19,17 @@ import numpy
 from .backend import to_host
 from .network import accuracy, predict
 
-__all__ = ["MISSING_MATPLOTLIB", "TOO_FEW", "PlotsUnavailableError", "decision_grid",
-           "has_a_curve", "plot_costs", "plot_decision_boundaries", "require_matplotlib",
-           "too_few_detail"]
+__all__ = [
+    "MISSING_MATPLOTLIB",
+    "TOO_FEW",
+    "PlotsUnavailableError",
+    "decision_grid",
+    "has_a_curve",
+    "plot_costs",
+    "plot_decision_boundaries",
+    "require_matplotlib",
+    "too_few_detail",
+]
 
 MISSING_MATPLOTLIB = "matplotlib is needed for figures: pip install 'xpopt[plot]'"
 LINESTYLES = ("-", "--", "-.", ":")
@@ -31,8 +39,10 @@ TOO_FEW = "too few recorded epochs to draw a cost curve"
 
 def too_few_detail(record_every: int = 100) -> str:
     """Why :data:`TOO_FEW`, and the fix: a curve needs two recorded costs."""
-    return (f"a cost is recorded every {record_every} epochs, a curve needs two: "
-            f"train more than {record_every} epochs")
+    return (
+        f"a cost is recorded every {record_every} epochs, a curve needs two: "
+        f"train more than {record_every} epochs"
+    )
 
 
 class PlotsUnavailableError(ImportError):
@@ -61,8 +71,7 @@ def require_matplotlib():
 def _figure(nrows: int, ncols: int, size: tuple[float, float]):
     """A figure on its own Agg canvas and its axes as a 2-D array."""
     matplotlib = require_matplotlib()
-    fig = matplotlib.figure.Figure(figsize=(size[0] * ncols, size[1] * nrows),
-                                   layout="constrained")
+    fig = matplotlib.figure.Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
     matplotlib.backends.backend_agg.FigureCanvasAgg(fig)
     return fig, fig.subplots(nrows, ncols, squeeze=False)
 
@@ -83,8 +92,9 @@ def has_a_curve(results: Mapping[str, Any]) -> bool:
     return any(_host_curve(costs).size >= 2 for costs in results.values())
 
 
-def plot_costs(results: Mapping[str, Any], path, learning_rate: float | None = None, *,
-               record_every: int = 100) -> Path:
+def plot_costs(
+    results: Mapping[str, Any], path, learning_rate: float | None = None, *, record_every: int = 100
+) -> Path:
     """The course's cost plot, one curve per run: cost against epochs (per 100).
 
     When no run has two recorded costs (a run of at most ``record_every`` epochs), there is
@@ -112,17 +122,29 @@ def plot_costs(results: Mapping[str, Any], path, learning_rate: float | None = N
     if not has_a_curve(results):
         ax.set_axis_off()
         recorded = ", ".join(f"{name}: {_host_curve(c).size}" for name, c in results.items())
-        ax.text(0.5, 0.5, f"{TOO_FEW}\n({too_few_detail(record_every)})\n\n"
-                          f"recorded costs: {recorded or 'none'}",
-                ha="center", va="center", wrap=True, fontsize=11, transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            f"{TOO_FEW}\n({too_few_detail(record_every)})\n\nrecorded costs: {recorded or 'none'}",
+            ha="center",
+            va="center",
+            wrap=True,
+            fontsize=11,
+            transform=ax.transAxes,
+        )
         return _save(fig, path)
     for k, (name, costs) in enumerate(results.items()):
         curve = _host_curve(costs)
         # Curves often coincide (gd and momentum at the course's rate): vary the dashes
         # so the one drawn first stays visible under the next.
-        ax.plot(numpy.arange(curve.size), curve, label=str(name),
-                linestyle=LINESTYLES[k % len(LINESTYLES)], linewidth=1.8,
-                marker="o" if curve.size == 1 else None)  # a lone cost: a dot, not nothing
+        ax.plot(
+            numpy.arange(curve.size),
+            curve,
+            label=str(name),
+            linestyle=LINESTYLES[k % len(LINESTYLES)],
+            linewidth=1.8,
+            marker="o" if curve.size == 1 else None,
+        )  # a lone cost: a dot, not nothing
     ax.set_xlabel(f"epochs (per {record_every})")
     ax.set_ylabel("cost")
     ax.set_title("Cost" if learning_rate is None else f"Learning rate = {learning_rate:g}")
@@ -160,15 +182,21 @@ def _draw_boundary(ax, xx, yy, points, X, labels, params: dict, title: str) -> N
     # Fixed levels and colour limits: label 0 and 1 keep their colours even when the
     # network predicts one class everywhere (auto levels would then find no contour).
     ax.contourf(xx, yy, Z, levels=[-0.5, 0.5, 1.5], cmap=CMAP, vmin=-0.5, vmax=1.5)
-    ax.scatter(X[0], X[1], c=labels, cmap=CMAP, vmin=0, vmax=1, s=14,
-               edgecolors="black", linewidths=0.3)
+    ax.scatter(
+        X[0], X[1], c=labels, cmap=CMAP, vmin=0, vmax=1, s=14, edgecolors="black", linewidths=0.3
+    )
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
     ax.set_title(title)
 
 
-def plot_decision_boundaries(parameters_by_name: Mapping[str, dict], X, Y, path,
-                             accuracies: Mapping[str, float] | None = None) -> Path:
+def plot_decision_boundaries(
+    parameters_by_name: Mapping[str, dict],
+    X,
+    Y,
+    path,
+    accuracies: Mapping[str, float] | None = None,
+) -> Path:
     """The course's ``plot_decision_boundary`` for each trained network, in one grid.
 
     Each subplot fills the data's range ±1 (step 0.01) with the network's predicted class
@@ -207,10 +235,21 @@ def plot_decision_boundaries(parameters_by_name: Mapping[str, dict], X, Y, path,
     for ax, (name, parameters) in zip(axes.flat, parameters_by_name.items(), strict=False):
         params = to_host(parameters)
         if name not in accuracies:
-            accuracies[name] = accuracy(X.astype(params["W1"].dtype, copy=False),
-                                        Y.astype(params["W1"].dtype, copy=False), params)
-        _draw_boundary(ax, xx, yy, points, X, Y.ravel(), params,
-                       f"{name}: train accuracy {accuracies[name]:.4f}")
+            accuracies[name] = accuracy(
+                X.astype(params["W1"].dtype, copy=False),
+                Y.astype(params["W1"].dtype, copy=False),
+                params,
+            )
+        _draw_boundary(
+            ax,
+            xx,
+            yy,
+            points,
+            X,
+            Y.ravel(),
+            params,
+            f"{name}: train accuracy {accuracies[name]:.4f}",
+        )
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)  # a 3-optimizer comparison leaves one cell of its 2x2 grid
     return _save(fig, path)

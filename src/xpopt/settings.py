@@ -13,8 +13,14 @@ import numbers
 import os
 import sys
 
-__all__ = ["ENVIRONMENT", "SEED_MAX", "check_environment", "check_seed", "check_settings",
-           "describe_schedule"]
+__all__ = [
+    "ENVIRONMENT",
+    "SEED_MAX",
+    "check_environment",
+    "check_seed",
+    "check_settings",
+    "describe_schedule",
+]
 
 
 def describe_schedule(decay, decay_rate) -> dict | None:
@@ -62,9 +68,17 @@ class _Progress:
         label = label[:-2] if label.endswith(": ") else label
         self.total, self.label = total, label
         self.stream = stream if stream is not None else sys.stderr
-        self.bar = tqdm(total=total, initial=initial, desc=label or None, unit="epoch",
-                        file=self.stream, leave=True, **_terminal_shape(self.stream),
-                        mininterval=0.2, smoothing=0.3)
+        self.bar = tqdm(
+            total=total,
+            initial=initial,
+            desc=label or None,
+            unit="epoch",
+            file=self.stream,
+            leave=True,
+            **_terminal_shape(self.stream),
+            mininterval=0.2,
+            smoothing=0.3,
+        )
 
     def resume_at(self, done: int) -> None:
         """Start counting from ``done`` epochs (a resumed run): the rate and the ETA count
@@ -124,8 +138,7 @@ def check_environment(environ=None) -> None:
     for name, (test, allowed) in ENVIRONMENT.items():
         value = environ.get(name, "").strip()
         if value and not test(value.lower()):
-            raise ValueError(f"{name}={value!r} is not understood: use {allowed} "
-                             f"(or unset it)")
+            raise ValueError(f"{name}={value!r} is not understood: use {allowed} (or unset it)")
 
 
 SEED_MAX = 2**32 - 1  # numpy.random.RandomState accepts seeds in [0, 2**32 - 1]
@@ -146,14 +159,25 @@ def check_seed(seed, num_epochs: int) -> int:
     seed = _count("seed", seed, None)
     first, last = seed + 1, seed + max(int(num_epochs), 1)
     if first < 0 or last > SEED_MAX:
-        raise ValueError(f"seed {seed} with {num_epochs} epochs shuffles with seeds {first}.."
-                         f"{last}, outside NumPy's range [0, 2**32 - 1]: use a seed in "
-                         f"[-1, {SEED_MAX - max(int(num_epochs), 1)}]")
+        raise ValueError(
+            f"seed {seed} with {num_epochs} epochs shuffles with seeds {first}.."
+            f"{last}, outside NumPy's range [0, 2**32 - 1]: use a seed in "
+            f"[-1, {SEED_MAX - max(int(num_epochs), 1)}]"
+        )
     return seed
 
 
-def check_settings(*, num_epochs, mini_batch_size, seed, print_every=1000, record_every=100,
-                   checkpoint_every=1000, stop_after=None, checkpoint=None) -> dict:
+def check_settings(
+    *,
+    num_epochs,
+    mini_batch_size,
+    seed,
+    print_every=1000,
+    record_every=100,
+    checkpoint_every=1000,
+    stop_after=None,
+    checkpoint=None,
+) -> dict:
     """Validate :func:`train`'s counts, seed and checkpoint path, before anything runs.
 
     The command line calls this too, before it loads any data. Returns the counts as ints.
@@ -169,12 +193,14 @@ def check_settings(*, num_epochs, mini_batch_size, seed, print_every=1000, recor
     from .checkpoint import check_writable  # noqa: PLC0415
 
     epochs = _count("num_epochs", num_epochs, 0)
-    out: dict[str, int | None] = {"num_epochs": epochs,
-           "mini_batch_size": _count("mini_batch_size", mini_batch_size, 1),
-           "print_every": _count("print_every", print_every, 1),
-           "record_every": _count("record_every", record_every, 1),
-           "checkpoint_every": _count("checkpoint_every", checkpoint_every, 1),
-           "stop_after": None if stop_after is None else _count("stop_after", stop_after, 0)}
+    out: dict[str, int | None] = {
+        "num_epochs": epochs,
+        "mini_batch_size": _count("mini_batch_size", mini_batch_size, 1),
+        "print_every": _count("print_every", print_every, 1),
+        "record_every": _count("record_every", record_every, 1),
+        "checkpoint_every": _count("checkpoint_every", checkpoint_every, 1),
+        "stop_after": None if stop_after is None else _count("stop_after", stop_after, 0),
+    }
     out["seed"] = check_seed(seed, epochs)
     if checkpoint is not None:
         check_writable(checkpoint)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import os
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy
 
@@ -38,9 +38,18 @@ __all__ = ["OPTIMIZERS", "TrainResult", "make_optimizer", "model", "prepare", "t
 OPTIMIZERS = ("gd", "momentum", "rmsprop", "adam")
 
 
-def make_optimizer(name: str, learning_rate: float = 0.0007, *, beta: float = 0.9, beta1: float = 0.9,
-                   beta2: float = 0.999, epsilon: float = 1e-8, fused: bool = True) -> Optimizer:
-    """The optimizer object for a course name: ``"gd"``, ``"momentum"``, ``"rmsprop"``, ``"adam"``."""
+def make_optimizer(
+    name: str,
+    learning_rate: float = 0.0007,
+    *,
+    beta: float = 0.9,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+    fused: bool = True,
+) -> Optimizer:
+    """The optimizer object for a course name: ``"gd"``, ``"momentum"``, ``"rmsprop"``,
+    ``"adam"``."""
     if name == "gd":
         return GD(learning_rate, fused=fused)
     if name == "momentum":
@@ -52,14 +61,29 @@ def make_optimizer(name: str, learning_rate: float = 0.0007, *, beta: float = 0.
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
 
 
-def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
-          mini_batch_size: int = 64, num_epochs: int = 5000, seed: int = 10,
-          decay: Callable[[float, int, float], float] | None = None, decay_rate: float = 1,
-          print_cost: bool = False, print_every: int = 1000, record_every: int = 100,
-          progress: bool | None = None, progress_label: str = "",
-          checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1000,
-          resume: bool = False, stop_after: int | None = None, output: str = "sigmoid",
-          validation=None) -> TrainResult:
+def train(
+    X,
+    Y,
+    parameters: dict | Sequence[int],
+    optimizer: Optimizer,
+    *,
+    mini_batch_size: int = 64,
+    num_epochs: int = 5000,
+    seed: int = 10,
+    decay: Callable[[float, int, float], float] | None = None,
+    decay_rate: float = 1,
+    print_cost: bool = False,
+    print_every: int = 1000,
+    record_every: int = 100,
+    progress: bool | None = None,
+    progress_label: str = "",
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 1000,
+    resume: bool = False,
+    stop_after: int | None = None,
+    output: str = "sigmoid",
+    validation=None,
+) -> TrainResult:
     """Train a network with mini-batches, as the course's loop does, on the data's device.
 
     Each epoch ``i`` (from 0) shuffles with seed ``seed + i + 1``, and for each mini-batch:
@@ -127,19 +151,34 @@ def train(X, Y, parameters: dict | Sequence[int], optimizer: Optimizer, *,
         (optimizer, hyperparameters, seed, mini-batch size, schedule, ``record_every``,
         data, dtype, layout) or whose counters do not add up.
     """
-    settings = check_settings(num_epochs=num_epochs, mini_batch_size=mini_batch_size, seed=seed,
-                              print_every=print_every, record_every=record_every,
-                              checkpoint_every=checkpoint_every, stop_after=stop_after,
-                              checkpoint=checkpoint)
+    settings = check_settings(
+        num_epochs=num_epochs,
+        mini_batch_size=mini_batch_size,
+        seed=seed,
+        print_every=print_every,
+        record_every=record_every,
+        checkpoint_every=checkpoint_every,
+        stop_after=stop_after,
+        checkpoint=checkpoint,
+    )
     params, optimizer = prepare(X, Y, parameters, optimizer, output=output)
     classes = _output_units(params)
     heldout = None if validation is None else HeldOut(validation, X, output, classes)
     if output == "softmax":  # one-hot once, on the device: the steps read nothing back
         Y = one_hot(Y, classes, X.dtype, checked=True)
     batcher = MiniBatcher(X, Y, settings["mini_batch_size"])
-    run = Run(params, optimizer, settings, decay=decay, decay_rate=decay_rate,
-              checkpoint=checkpoint, data=(X, Y), print_cost=print_cost, progress=progress,
-              progress_label=progress_label)
+    run = Run(
+        params,
+        optimizer,
+        settings,
+        decay=decay,
+        decay_rate=decay_rate,
+        checkpoint=checkpoint,
+        data=(X, Y),
+        print_cost=print_cost,
+        progress=progress,
+        progress_label=progress_label,
+    )
     saved = run.saved_checkpoint(len(batcher)) if resume else None
     passes = TrainingPasses(params, batcher.bounds(), output=output)
     step = run.optimizer.bind(params, passes.grads, run.state)
@@ -181,8 +220,10 @@ def prepare(X, Y, parameters, optimizer, *, output: str = "sigmoid") -> tuple[Fl
     copy's learning rate: the caller's optimizer stays as it is). ``output="softmax"``
     checks the labels as class labels or one-hot labels of the network's output units."""
     if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be an xpopt Optimizer (GD, Momentum, RMSprop, Adam), "
-                        f"got {type(optimizer).__name__}; make_optimizer('adam', ...) builds one")
+        raise TypeError(
+            f"optimizer must be an xpopt Optimizer (GD, Momentum, RMSprop, Adam), "
+            f"got {type(optimizer).__name__}; make_optimizer('adam', ...) builds one"
+        )
     check_output(output)
     if output == "softmax":
         check_softmax_dataset(X, Y, _output_units(parameters))
@@ -200,9 +241,24 @@ def prepare(X, Y, parameters, optimizer, *, output: str = "sigmoid") -> tuple[Fl
     return params, copy.copy(optimizer)
 
 
-def model(X, Y, layers_dims, optimizer, learning_rate=0.0007, mini_batch_size=64, beta=0.9,
-          beta1=0.9, beta2=0.999, epsilon=1e-8, num_epochs=5000, print_cost=True, decay=None,
-          decay_rate=1, *, output="sigmoid"):
+def model(
+    X,
+    Y,
+    layers_dims,
+    optimizer,
+    learning_rate=0.0007,
+    mini_batch_size=64,
+    beta=0.9,
+    beta1=0.9,
+    beta2=0.999,
+    epsilon=1e-8,
+    num_epochs=5000,
+    print_cost=True,
+    decay=None,
+    decay_rate=1,
+    *,
+    output="sigmoid",
+):
     """The course's ``model()``: train ``layers_dims`` on (X, Y) and return the parameters.
 
     ``optimizer`` is ``"gd"``, ``"momentum"``, ``"rmsprop"`` or ``"adam"``; the seeds, the
@@ -213,8 +269,19 @@ def model(X, Y, layers_dims, optimizer, learning_rate=0.0007, mini_batch_size=64
     parameters : FlatDict
         ``W1, b1, ...`` on the device of X.
     """
-    opt = make_optimizer(optimizer, learning_rate, beta=beta, beta1=beta1, beta2=beta2,
-                         epsilon=epsilon)
-    result = train(X, Y, layers_dims, opt, mini_batch_size=mini_batch_size, num_epochs=num_epochs,
-                   decay=decay, decay_rate=decay_rate, print_cost=print_cost, output=output)
+    opt = make_optimizer(
+        optimizer, learning_rate, beta=beta, beta1=beta1, beta2=beta2, epsilon=epsilon
+    )
+    result = train(
+        X,
+        Y,
+        layers_dims,
+        opt,
+        mini_batch_size=mini_batch_size,
+        num_epochs=num_epochs,
+        decay=decay,
+        decay_rate=decay_rate,
+        print_cost=print_cost,
+        output=output,
+    )
     return result.parameters

@@ -32,8 +32,9 @@ def _fallback_warning_on_one_line(show, asked: str):
 
     def showwarning(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, backend.BackendFallbackWarning):
-            print(f"xpopt: warning: {fallback_line(asked)}",
-                  file=sys.stderr if file is None else file)
+            print(
+                f"xpopt: warning: {fallback_line(asked)}", file=sys.stderr if file is None else file
+            )
         else:
             show(message, category, filename, lineno, file, line)
 

@@ -60,8 +60,14 @@ def _load(args, output: str) -> Dataset:
             X, Y, X_test, Y_test = load_digits(dtype=dtype)
         except ImportError as exc:
             raise Failure(str(exc), 2) from None
-        return Dataset(X, Y, [64, 64, 10], output, (X_test, Y_test),
-                       f"digits ({X.shape[1]} training, {X_test.shape[1]} held-out examples)")
+        return Dataset(
+            X,
+            Y,
+            [64, 64, 10],
+            output,
+            (X_test, Y_test),
+            f"digits ({X.shape[1]} training, {X_test.shape[1]} held-out examples)",
+        )
     X, Y = load_moons(dtype=dtype)
     layers = list(experiment.LAYERS_DIMS) if output == "sigmoid" else [2, 5, 2, 2]
     return Dataset(X, Y, layers, output, None, f"moons ({X.shape[1]} examples)")
@@ -75,18 +81,32 @@ def _figures(rows, folder: Path, data: Dataset, *, learning_rate, record_every: 
     from .. import class_plots  # noqa: PLC0415
 
     costs = {r.optimizer: r.result.costs for r in rows}
-    rate = learning_rate if not isinstance(learning_rate, dict) or len(
-        set(learning_rate.values())) > 1 else next(iter(learning_rate.values()))
-    written = [plots.plot_costs(costs, folder / COST_FIGURE,
-                                learning_rate=rate if not isinstance(rate, dict) else None,
-                                record_every=record_every)]
+    rate = (
+        learning_rate
+        if not isinstance(learning_rate, dict) or len(set(learning_rate.values())) > 1
+        else next(iter(learning_rate.values()))
+    )
+    written = [
+        plots.plot_costs(
+            costs,
+            folder / COST_FIGURE,
+            learning_rate=rate if not isinstance(rate, dict) else None,
+            record_every=record_every,
+        )
+    ]
     if data.validation is not None:
         X_val, Y_val = data.validation
-        written.append(class_plots.plot_validation({r.optimizer: r.result for r in rows},
-                                                   folder / "validation.png"))
-        matrices = {r.optimizer: class_plots.confusion_matrix(X_val, Y_val, r.result.parameters,
-                                                              output=data.output)
-                    for r in rows}
+        written.append(
+            class_plots.plot_validation(
+                {r.optimizer: r.result for r in rows}, folder / "validation.png"
+            )
+        )
+        matrices = {
+            r.optimizer: class_plots.confusion_matrix(
+                X_val, Y_val, r.result.parameters, output=data.output
+            )
+            for r in rows
+        }
         written.append(class_plots.plot_confusion_matrices(matrices, folder / "confusion.png"))
     return tuple(written)
 
@@ -111,10 +131,14 @@ def _require_plots(hint: str) -> None:
 def _check_settings(args, checkpoint=None) -> None:
     """What train() would refuse, checked before any data is loaded or epoch run."""
     try:
-        check_settings(num_epochs=args.epochs, mini_batch_size=args.batch_size or 1,
-                       seed=args.seed, print_every=getattr(args, "print_every", 1000),
-                       checkpoint_every=getattr(args, "checkpoint_every", 1000),
-                       checkpoint=checkpoint)
+        check_settings(
+            num_epochs=args.epochs,
+            mini_batch_size=args.batch_size or 1,
+            seed=args.seed,
+            print_every=getattr(args, "print_every", 1000),
+            checkpoint_every=getattr(args, "checkpoint_every", 1000),
+            checkpoint=checkpoint,
+        )
     except CheckpointError as exc:
         raise Failure(str(exc), 2) from None
     except (TypeError, ValueError) as exc:
@@ -125,20 +149,25 @@ def _check_figure_folder(folder: Path, option: str) -> None:
     """Create the figure folder and write a file there now, not after training; refuse a
     folder that is a file, and figure names taken by something other than a file."""
     if folder.exists() and not folder.is_dir():
-        raise Failure(f"cannot write the figures into {folder} ({option}): it is a file, "
-                      f"not a folder", 2)
+        raise Failure(
+            f"cannot write the figures into {folder} ({option}): it is a file, not a folder", 2
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise Failure(f"cannot write the figures into {folder} ({option}): "
-                       f"{exc.strerror or exc}", 2) from None
+        raise Failure(
+            f"cannot write the figures into {folder} ({option}): {exc.strerror or exc}", 2
+        ) from None
     for name in (COST_FIGURE, BOUNDARY_FIGURE):
         path = folder / name
         if path.exists() and (not path.is_file() or not os.access(path, os.W_OK)):
-            raise Failure(f"cannot write the figures into {folder} ({option}): {path} "
-                          f"exists and is not a writable file", 2)
+            raise Failure(
+                f"cannot write the figures into {folder} ({option}): {path} "
+                f"exists and is not a writable file",
+                2,
+            )
 
 
 def _backend_context(args):
@@ -174,8 +203,10 @@ def train(args) -> int:
         args.parser.error("--resume needs --checkpoint PATH")
     output = _output(args)
     if args.distributed and (args.data != "moons" or output != "sigmoid" or args.save):
-        args.parser.error("--distributed trains the course's moons network only (no --data "
-                          "digits, --output softmax or --save)")
+        args.parser.error(
+            "--distributed trains the course's moons network only (no --data "
+            "digits, --output softmax or --save)"
+        )
     if args.plot_dir is not None:
         _require_plots("or leave out --plot-dir")
     if args.save is not None:
@@ -204,18 +235,27 @@ def train(args) -> int:
         X, Y = data.X, data.Y
         try:
             row = experiment.train_timed(
-                X, Y, args.optimizer, layers_dims=data.layers, output=output,
-                validation=data.validation, learning_rate=args.learning_rate,
+                X,
+                Y,
+                args.optimizer,
+                layers_dims=data.layers,
+                output=output,
+                validation=data.validation,
+                learning_rate=args.learning_rate,
                 **_hyperparameters(args),
                 num_epochs=args.epochs,
                 mini_batch_size=X.shape[1] if args.batch_size is None else args.batch_size,
-                seed=args.seed, decay=experiment.resolve_decay(args.decay, args.time_interval),
-                decay_rate=args.decay_rate, print_cost=not args.quiet,
+                seed=args.seed,
+                decay=experiment.resolve_decay(args.decay, args.time_interval),
+                decay_rate=args.decay_rate,
+                print_cost=not args.quiet,
                 print_every=args.print_every,
                 progress=False if args.quiet or args.no_progress else None,
                 progress_label=args.optimizer,
                 checkpoint=args.checkpoint,
-                checkpoint_every=args.checkpoint_every, resume=args.resume)
+                checkpoint_every=args.checkpoint_every,
+                resume=args.resume,
+            )
         except CheckpointError as exc:
             raise Failure(str(exc), 1) from None
         device = device_line()
@@ -227,15 +267,16 @@ def train(args) -> int:
             failed = f"xpopt: cannot save the parameters to {args.save}: {exc}"
     if args.plot_dir is not None:
         try:
-            figures = (train_figures(row, args, X, Y) if data.validation is None
-                       and output == "sigmoid" else
-                       _figures([row], args.plot_dir, data, learning_rate=args.learning_rate))
+            figures = (
+                train_figures(row, args, X, Y)
+                if data.validation is None and output == "sigmoid"
+                else _figures([row], args.plot_dir, data, learning_rate=args.learning_rate)
+            )
         except OSError as exc:  # the summary is printed all the same
             failed = f"xpopt: cannot write the figures into {args.plot_dir}: {exc}"
     ran = row.result.epochs - row.result.start_epoch
     heldout = None if data.validation is None else data.validation[0].shape[1]
-    print_summary(row, args, m=X.shape[1], ran=ran, device=device, figures=figures,
-                  heldout=heldout)
+    print_summary(row, args, m=X.shape[1], ran=ran, device=device, figures=figures, heldout=heldout)
     if failed:
         print(failed, file=sys.stderr)
         return 1
@@ -267,7 +308,8 @@ def _rates_text(rates: dict[str, float]) -> str:
     if len(values) == 1:
         return f"learning rate {values[0]:g}"
     return "learning rates " + ", ".join(
-        f"{v:g} ({', '.join(n for n in rates if rates[n] == v)})" for v in values)
+        f"{v:g} ({', '.join(n for n in rates if rates[n] == v)})" for v in values
+    )
 
 
 def compare(args) -> int:
@@ -289,17 +331,29 @@ def compare(args) -> int:
         X, Y = data.X, data.Y
         batch = "full batch" if args.batch_size is None else f"mini-batch {args.batch_size}"
         kind = "" if (args.data, output) == ("moons", "sigmoid") else f", {output}"
-        print(f"{data.description}, layers {data.layers}{kind}, "
-              f"{args.epochs} epochs, {batch}, {_rates_text(rates)}{decay_text(args)}, "
-              f"{args.dtype}, backend {device_line()}")
+        print(
+            f"{data.description}, layers {data.layers}{kind}, "
+            f"{args.epochs} epochs, {batch}, {_rates_text(rates)}{decay_text(args)}, "
+            f"{args.dtype}, backend {device_line()}"
+        )
         rows = experiment.run_comparison(
-            names, num_epochs=args.epochs, learning_rate=rates, mini_batch_size=args.batch_size,
-            **_hyperparameters(args), decay=decay, decay_rate=args.decay_rate,
-            time_interval=args.time_interval, seed=args.seed, data=(X, Y),
+            names,
+            num_epochs=args.epochs,
+            learning_rate=rates,
+            mini_batch_size=args.batch_size,
+            **_hyperparameters(args),
+            decay=decay,
+            decay_rate=args.decay_rate,
+            time_interval=args.time_interval,
+            seed=args.seed,
+            data=(X, Y),
             print_cost=args.verbose,
             progress=False if args.verbose or args.no_progress else None,
-            layers_dims=data.layers, output=output, validation=data.validation,
-            record_every=record_every)
+            layers_dims=data.layers,
+            output=output,
+            validation=data.validation,
+            record_every=record_every,
+        )
     print()
     print(experiment.format_table(rows, markdown=args.markdown))
     if not args.no_plots:

@@ -26,14 +26,20 @@ def divergence(rows) -> int:
     stuck = [r for r in rows if abs(r.final_cost - math.log(2)) < 1e-3 and r.accuracy <= 0.55]
     if stuck:  # the output is 0.5 everywhere: the network learnt nothing (no divergence)
         names = ", ".join(f"{r.optimizer} (final cost {r.final_cost:.6f})" for r in stuck)
-        print(f"xpopt: note: {names} did not learn (cost ln 2, chance accuracy); try a "
-              f"smaller learning rate (--learning-rate)", file=sys.stderr)
+        print(
+            f"xpopt: note: {names} did not learn (cost ln 2, chance accuracy); try a "
+            f"smaller learning rate (--learning-rate)",
+            file=sys.stderr,
+        )
     bad = [r for r in rows if not math.isfinite(r.final_cost)]
     if not bad:
         return 0
     names = ", ".join(f"{r.optimizer} (final cost {r.final_cost})" for r in bad)
-    print(f"xpopt: training diverged: {names}; try a smaller learning rate "
-          f"(--learning-rate) or --dtype float64", file=sys.stderr)
+    print(
+        f"xpopt: training diverged: {names}; try a smaller learning rate "
+        f"(--learning-rate) or --dtype float64",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -51,21 +57,29 @@ def decay_text(args) -> str:
     return f", decay {args.decay} (rate {args.decay_rate:g}{interval})"
 
 
-def print_summary(row, args, *, m: int, ran: int, device: str, figures,
-                  heldout: int | None = None) -> None:
-    lines = [("optimizer", f"{row.optimizer}{decay_text(args)}"),
-             ("final cost", f"{row.final_cost:f}"),
-             ("train accuracy", f"{row.accuracy:.4f} ({round(row.accuracy * m)}/{m})"),
-             ("wall time", f"{row.seconds:.2f} s for {ran} epochs"),
-             ("backend", device)]
+def print_summary(
+    row, args, *, m: int, ran: int, device: str, figures, heldout: int | None = None
+) -> None:
+    lines = [
+        ("optimizer", f"{row.optimizer}{decay_text(args)}"),
+        ("final cost", f"{row.final_cost:f}"),
+        ("train accuracy", f"{row.accuracy:.4f} ({round(row.accuracy * m)}/{m})"),
+        ("wall time", f"{row.seconds:.2f} s for {ran} epochs"),
+        ("backend", device),
+    ]
     if heldout is not None and row.heldout_accuracy is not None:
         right = round(row.heldout_accuracy * heldout)
         lines.insert(3, ("held-out accuracy", f"{row.heldout_accuracy:.4f} ({right}/{heldout})"))
     if getattr(args, "save", None) is not None:
         lines.append(("parameters", str(args.save)))
     if args.decay != "none" and row.result.learning_rates:
-        lines.insert(2, ("learning rate", f"{args.learning_rate:g} -> "
-                                          f"{row.result.learning_rates[-1]:g} in the last epoch"))
+        lines.insert(
+            2,
+            (
+                "learning rate",
+                f"{args.learning_rate:g} -> {row.result.learning_rates[-1]:g} in the last epoch",
+            ),
+        )
     if figures:
         lines.append(("figures", ", ".join(str(f) for f in figures)))
     width = max(len(k) for k, _ in lines)
@@ -83,18 +97,25 @@ def write_figures(rows, folder: Path, X, Y, *, learning_rate) -> tuple[Path, Pat
     costs = {r.optimizer: r.result.costs for r in rows}
     if isinstance(learning_rate, dict):  # per optimizer: one in the title, or each in its label
         if len(set(learning_rate.values())) > 1:
-            costs = {f"{name} (learning rate {learning_rate[name]:g})": c
-                     for name, c in costs.items()}
+            costs = {
+                f"{name} (learning rate {learning_rate[name]:g})": c for name, c in costs.items()
+            }
             learning_rate = None
         else:
             learning_rate = next(iter(learning_rate.values()))
     path = plots.plot_costs(costs, folder / COST_FIGURE, learning_rate=learning_rate)
     if not plots.has_a_curve(costs):
-        print(f"xpopt: note: {path} draws no curve, {plots.TOO_FEW} "
-              f"({plots.too_few_detail()})", file=sys.stderr)
-    boundary = plots.plot_decision_boundaries({r.optimizer: r.result.parameters for r in rows},
-                                              X, Y, folder / BOUNDARY_FIGURE,
-                                              accuracies={r.optimizer: r.accuracy for r in rows})
+        print(
+            f"xpopt: note: {path} draws no curve, {plots.TOO_FEW} ({plots.too_few_detail()})",
+            file=sys.stderr,
+        )
+    boundary = plots.plot_decision_boundaries(
+        {r.optimizer: r.result.parameters for r in rows},
+        X,
+        Y,
+        folder / BOUNDARY_FIGURE,
+        accuracies={r.optimizer: r.accuracy for r in rows},
+    )
     return path, boundary
 
 
@@ -122,15 +143,19 @@ def fallback_line(asked: str) -> str:
     what happens, and the two fixes: install CuPy, or ask for the CPU the way the GPU was
     asked for (``--backend cpu`` for the option, ``XPOPT_BACKEND=cpu`` for the variable)."""
     why = backend.cuda_unavailable_reason() or "No usable GPU."
-    return (f"{asked}: {why} Falling back to the CPU. GPU: pip install 'xpopt[cuda]'; "
-            f"silence: {_cpu_fix(asked)}")
+    return (
+        f"{asked}: {why} Falling back to the CPU. GPU: pip install 'xpopt[cuda]'; "
+        f"silence: {_cpu_fix(asked)}"
+    )
 
 
 def strict_line(asked: str) -> str:
     """Strict mode's error: the full reason, how to install CuPy, how to run on the CPU."""
     why = backend.cuda_unavailable_reason() or "no usable GPU."
-    return (f"{asked} in strict mode, but the GPU cannot be used: {why} GPU: pip install "
-            f"'xpopt[cuda]' (CUDA 12) or 'xpopt[cuda13]' (CUDA 13); CPU: {_cpu_fix(asked)}")
+    return (
+        f"{asked} in strict mode, but the GPU cannot be used: {why} GPU: pip install "
+        f"'xpopt[cuda]' (CUDA 12) or 'xpopt[cuda13]' (CUDA 13); CPU: {_cpu_fix(asked)}"
+    )
 
 
 # -------------------------------------------------------------------------- info
@@ -161,9 +186,11 @@ def cupy_status() -> str:
 def _device(info: dict) -> str:
     if info["backend"] == "cpu":
         return f"{info['device']}, {info['cores']} cores"
-    return (f"{info['device']} (device {info['device_id']}, compute capability "
-            f"{info['compute_capability']}, {info['memory_bytes'] / 2**30:.1f} GiB, "
-            f"CUDA runtime {info['cuda_runtime']}, driver {info['cuda_driver']})")
+    return (
+        f"{info['device']} (device {info['device_id']}, compute capability "
+        f"{info['compute_capability']}, {info['memory_bytes'] / 2**30:.1f} GiB, "
+        f"CUDA runtime {info['cuda_runtime']}, driver {info['cuda_driver']})"
+    )
 
 
 def _host_kernels(info: dict) -> str:
