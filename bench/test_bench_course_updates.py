@@ -101,9 +101,9 @@ def _stepper(rule: str, contestant: str, pool: list):
         elif rule == "rmsprop":
             box["params"], state[0] = update(box["params"], grads, state[0], LR, BETA2, EPS)
         else:
-            box["params"], state[0], state[1], _, _ = update(box["params"], grads, state[0],
-                                                             state[1], i + 1, LR, BETA1, BETA2,
-                                                             EPS)
+            box["params"], state[0], state[1], _, _ = update(
+                box["params"], grads, state[0], state[1], i + 1, LR, BETA1, BETA2, EPS
+            )
 
     return step, lambda: (box["i"], [box["params"], *state])
 
@@ -114,10 +114,17 @@ def test_course_update(benchmark, gradient_pools, rule, contestant):
     pool = gradient_pools["xpopt" if contestant == "xpopt-numpy" else "course"]
     step, dicts = _stepper(rule, contestant, pool)
     harness.measure(
-        benchmark, step, group=f"course-named update: {rule}, {DIMS}, float64, one call",
-        contestant=CONTESTANTS[contestant].format(rule=rule), device="cpu",
-        rounds=ROUNDS, warmup=1, iterations=1 if harness.QUICK else ITERATIONS,
-        baseline=contestant == "course-numpy", parameters=23)
+        benchmark,
+        step,
+        group=f"course-named update: {rule}, {DIMS}, float64, one call",
+        contestant=CONTESTANTS[contestant].format(rule=rule),
+        device="cpu",
+        rounds=ROUNDS,
+        warmup=1,
+        iterations=1 if harness.QUICK else ITERATIONS,
+        baseline=contestant == "course-numpy",
+        parameters=23,
+    )
     if contestant == "course-numpy":
         return
     calls, got = dicts()

@@ -39,8 +39,9 @@ import pytest
 import harness
 
 HERE = Path(__file__).resolve()
-DIMS, BATCH, M, EPOCHS = (([64, 64, 64, 1], 128, 512, 2) if harness.QUICK
-                          else ([784, 1024, 1024, 1], 1024, 4096, 4))
+DIMS, BATCH, M, EPOCHS = (
+    ([64, 64, 64, 1], 128, 512, 2) if harness.QUICK else ([784, 1024, 1024, 1], 1024, 4096, 4)
+)
 CONTESTANTS = {  # name: (ranks, BLAS threads per rank)
     "n1": (1, 1),
     "n2": (2, 1),
@@ -55,21 +56,32 @@ def _mpiexec() -> str:
         import mpi4py  # noqa: F401, PLC0415
     except ImportError as exc:
         pytest.skip(f"mpi4py is not installed ({exc}); pip install mpi4py mpich")
-    path = shutil.which("mpiexec", path=os.pathsep.join(
-        [str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    path = shutil.which(
+        "mpiexec",
+        path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    )
     if path is None:
         pytest.skip("no mpiexec (pip install mpich, or a system MPI)")
     return path
 
 
 def _job(ranks: int, threads: int, out: Path) -> dict:
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
-               MKL_NUM_THREADS=str(threads), XPOPT_NUM_THREADS=str(threads))
+    env = dict(
+        os.environ,
+        OPENBLAS_NUM_THREADS=str(threads),
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+        XPOPT_NUM_THREADS=str(threads),
+    )
     if ranks > (os.cpu_count() or 1):
         env["MPIR_CVAR_ENABLE_HEAVY_YIELD"] = "1"
-    proc = subprocess.run([_mpiexec(), "-n", str(ranks), sys.executable, "-m", "mpi4py",
-                           str(HERE), str(out)], capture_output=True, text=True, timeout=600,
-                          env=env)
+    proc = subprocess.run(
+        [_mpiexec(), "-n", str(ranks), sys.executable, "-m", "mpi4py", str(HERE), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     if proc.returncode != 0:
         raise AssertionError(f"mpiexec -n {ranks} failed:\n{proc.stdout}\n{proc.stderr}")
     return json.loads(out.read_text())
@@ -79,16 +91,28 @@ def _job(ranks: int, threads: int, out: Path) -> dict:
 def test_distributed_step(benchmark, contestant, tmp_path):
     ranks, threads = CONTESTANTS[contestant]
     out = tmp_path / "result.json"
-    label = (f"xpopt.distributed, {ranks} rank{'s' * (ranks > 1)} (MPI), "
-             f"{threads} BLAS thread{'s' * (threads > 1)} each")
+    label = (
+        f"xpopt.distributed, {ranks} rank{'s' * (ranks > 1)} (MPI), "
+        f"{threads} BLAS thread{'s' * (threads > 1)} each"
+    )
     rounds = []
 
     def job():
         rounds.append(_job(ranks, threads, out))
         return rounds[-1]
 
-    harness.measure(benchmark, job, group=GROUP, contestant=label, device="cpu", rounds=3,
-                    warmup=0, baseline=contestant == "n1", ranks=ranks, threads=threads)
+    harness.measure(
+        benchmark,
+        job,
+        group=GROUP,
+        contestant=label,
+        device="cpu",
+        rounds=3,
+        warmup=0,
+        baseline=contestant == "n1",
+        ranks=ranks,
+        threads=threads,
+    )
     # each round's figures are medians over its epochs; the report takes the median round
     figures = dict(rounds[-1])
     for key in ("step_s", "allreduce_s", "allreduce_alone_s", "update_s"):
@@ -153,10 +177,12 @@ def _worker(out: str) -> None:  # pragma: no cover  (runs under mpiexec)
         updates.append(time.perf_counter() - t0)
     AL, _ = xpopt.forward_propagation(X, result.parameters)
     cost = float(xpopt.compute_cost(AL, Y)) / M
-    mine = {"step_s": statistics.median(per_epoch),
-            "allreduce_s": statistics.median(reduce_per_step),
-            "allreduce_alone_s": statistics.median(alone),
-            "update_s": statistics.median(updates)}
+    mine = {
+        "step_s": statistics.median(per_epoch),
+        "allreduce_s": statistics.median(reduce_per_step),
+        "allreduce_alone_s": statistics.median(alone),
+        "update_s": statistics.median(updates),
+    }
     everyone = comm.gather(mine)
     if comm.Get_rank() == 0:
         n = comm.Get_size()
@@ -166,12 +192,20 @@ def _worker(out: str) -> None:  # pragma: no cover  (runs under mpiexec)
         alone_s = max(r["allreduce_alone_s"] for r in everyone)
         # ring all-reduce: each rank sends and receives 2 (n - 1) / n of the buffer
         busbw = 2 * (n - 1) / n * nbytes / alone_s / 1e9 if n > 1 and alone_s > 0 else None
-        report = {"ranks": n, "parameters": int(params.flat.size), "gradient_bytes": nbytes,
-                  "global_batch": BATCH, "step_s": step, "allreduce_s": reduce,
-                  "allreduce_share": reduce / step, "allreduce_alone_s": alone_s,
-                  "update_s": statistics.mean(r["update_s"] for r in everyone),
-                  "allreduce_bus_GBps": busbw,
-                  "final_cost": cost, "ranks_detail": everyone}
+        report = {
+            "ranks": n,
+            "parameters": int(params.flat.size),
+            "gradient_bytes": nbytes,
+            "global_batch": BATCH,
+            "step_s": step,
+            "allreduce_s": reduce,
+            "allreduce_share": reduce / step,
+            "allreduce_alone_s": alone_s,
+            "update_s": statistics.mean(r["update_s"] for r in everyone),
+            "allreduce_bus_GBps": busbw,
+            "final_cost": cost,
+            "ranks_detail": everyone,
+        }
         Path(out).write_text(json.dumps(report))
 
 

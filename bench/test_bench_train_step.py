@@ -27,8 +27,11 @@ import xpopt
 
 LR, BETA1, BETA2, EPS = 0.0007, 0.9, 0.999, 1e-8
 SMALL = ([2, 5, 2, 1], 64, numpy.float64)
-LARGE = (([256, 64, 16, 1], 64, numpy.float32) if harness.QUICK
-         else ([12288, 1024, 256, 1], 1024, numpy.float32))
+LARGE = (
+    ([256, 64, 16, 1], 64, numpy.float32)
+    if harness.QUICK
+    else ([12288, 1024, 256, 1], 1024, numpy.float32)
+)
 NETWORKS = {"course-net": SMALL, "large-net": LARGE}
 
 CONTESTANTS = {
@@ -54,8 +57,10 @@ def _batch(net: str):
 
 
 def _course_step(dims, X, Y, dtype):
-    params = {k: numpy.array(xpopt.to_host(v)) for k, v in
-              xpopt.initialize_parameters(dims, dtype=dtype).items()}
+    params = {
+        k: numpy.array(xpopt.to_host(v))
+        for k, v in xpopt.initialize_parameters(dims, dtype=dtype).items()
+    }
     v, s = course_code.initialize_adam(params)  # the course's float64 zeros
     t = [0]
 
@@ -66,6 +71,7 @@ def _course_step(dims, X, Y, dtype):
         t[0] += 1
         course_code.update_parameters_with_adam(params, grads, v, s, t[0], LR, BETA1, BETA2, EPS)
         return cost
+
     return step
 
 
@@ -80,8 +86,11 @@ def _xpopt_step(dims, X, Y, dtype, contestant):
     grads = params.zeros_like(prefix="d")
     sync = harness.sync_for(contestant)
     # the bound step validates once and only launches; update() checks its kept plan
-    update = (opt.bind(params, grads, state) if contestant.endswith("bound")
-              else lambda: opt.update(params, grads, state))
+    update = (
+        opt.bind(params, grads, state)
+        if contestant.endswith("bound")
+        else lambda: opt.update(params, grads, state)
+    )
 
     def step():  # the inner loop of xpopt.train
         AL, caches = xpopt.forward_propagation(X, params)
@@ -90,6 +99,7 @@ def _xpopt_step(dims, X, Y, dtype, contestant):
         update()
         sync()
         return cost
+
     return step
 
 
@@ -106,6 +116,7 @@ def _torch_step(dims, X, Y, dtype, contestant):
         opt.step()
         sync()
         return cost
+
     return step
 
 
@@ -145,8 +156,15 @@ def test_train_step(benchmark, net, contestant):
     else:  # ~0.5-3 s a step on the 2-core CPU
         rounds, warmup, iterations = (3, 1, 1)
     cost = harness.measure(
-        benchmark, step, contestant=label, device=device, rounds=rounds, warmup=warmup,
-        iterations=iterations, baseline=contestant == "course-numpy",
+        benchmark,
+        step,
+        contestant=label,
+        device=device,
+        rounds=rounds,
+        warmup=warmup,
+        iterations=iterations,
+        baseline=contestant == "course-numpy",
         group=f"train step (Adam): {dims}, batch {m}, {numpy.dtype(dtype).name}",
-        parameters=sum(dims[l] * dims[l - 1] + dims[l] for l in range(1, len(dims))))
+        parameters=sum(dims[l] * dims[l - 1] + dims[l] for l in range(1, len(dims))),
+    )
     assert numpy.isfinite(float(cost))  # a broken step must not pass as a fast one

@@ -18,17 +18,17 @@ from pathlib import Path
 import pytest
 
 import xpopt
+from conftest import gpu_unavailable_reason, require_gpu
 from xpopt import cli, experiment
 
-from conftest import gpu_unavailable_reason, require_gpu
-
 SRC = str(Path(xpopt.__file__).resolve().parents[1])
-MATPLOTLIB_HINT = ("matplotlib is needed for figures: pip install 'xpopt[plot]' "
-                   "(or pass --no-plots)")
+MATPLOTLIB_HINT = "matplotlib is needed for figures: pip install 'xpopt[plot]' (or pass --no-plots)"
 
 
 def course_lines(text: str) -> list[str]:
-    return [l for l in text.splitlines() if l.startswith(("Cost after epoch", "learning rate after"))]
+    return [
+        l for l in text.splitlines() if l.startswith(("Cost after epoch", "learning rate after"))
+    ]
 
 
 def summary(text: str) -> dict[str, str]:
@@ -41,7 +41,7 @@ def table(text: str) -> list[list[str]]:
     lines = text.splitlines()
     rule = next(i for i, l in enumerate(lines) if re.fullmatch(r"[- ]+", l) and "--" in l)
     rows = []
-    for line in lines[rule + 1:]:
+    for line in lines[rule + 1 :]:
         if not line.strip():
             break
         rows.append(line.split())
@@ -58,8 +58,9 @@ def run_cli(*args, env_extra=None, stderr=subprocess.PIPE, prelude=""):
         command = [sys.executable, "-c", code]
     else:
         command = [sys.executable, "-m", "xpopt", *args]
-    return subprocess.run(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
-                          timeout=120)
+    return subprocess.run(
+        command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +69,19 @@ def moons():
 
 
 # --------------------------------------------------------------------------- train
-@pytest.mark.parametrize("optimizer, extra, model_kwargs", [
-    ("gd", [], {}),
-    ("momentum", ["--beta", "0.8"], {"beta": 0.8}),
-    ("rmsprop", ["--learning-rate", "0.001", "--beta2", "0.99"], {"learning_rate": 0.001, "beta2": 0.99}),
-    ("adam", ["--batch-size", "full"], {"mini_batch_size": 300}),
-])
+@pytest.mark.parametrize(
+    "optimizer, extra, model_kwargs",
+    [
+        ("gd", [], {}),
+        ("momentum", ["--beta", "0.8"], {"beta": 0.8}),
+        (
+            "rmsprop",
+            ["--learning-rate", "0.001", "--beta2", "0.99"],
+            {"learning_rate": 0.001, "beta2": 0.99},
+        ),
+        ("adam", ["--batch-size", "full"], {"mini_batch_size": 300}),
+    ],
+)
 def test_train_prints_what_model_prints(capsys, moons, optimizer, extra, model_kwargs):
     X, Y = moons
     params = xpopt.model(X, Y, [2, 5, 2, 1], optimizer, num_epochs=1001, **model_kwargs)
@@ -92,13 +100,41 @@ def test_train_prints_what_model_prints(capsys, moons, optimizer, extra, model_k
 def test_train_print_every_and_decay_match_train(capsys, moons):
     X, Y = moons
     decay = partial(xpopt.schedule_lr_decay, time_interval=100)
-    xpopt.train(X, Y, [2, 5, 2, 1], xpopt.make_optimizer("momentum", 0.1), num_epochs=250,
-                decay=decay, decay_rate=0.5, print_cost=True, print_every=50)
+    xpopt.train(
+        X,
+        Y,
+        [2, 5, 2, 1],
+        xpopt.make_optimizer("momentum", 0.1),
+        num_epochs=250,
+        decay=decay,
+        decay_rate=0.5,
+        print_cost=True,
+        print_every=50,
+    )
     expected = course_lines(capsys.readouterr().out)
 
-    assert cli.main(["train", "--optimizer", "momentum", "--learning-rate", "0.1", "--epochs",
-                     "250", "--decay", "schedule_lr_decay", "--decay-rate", "0.5",
-                     "--time-interval", "100", "--print-every", "50"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--optimizer",
+                "momentum",
+                "--learning-rate",
+                "0.1",
+                "--epochs",
+                "250",
+                "--decay",
+                "schedule_lr_decay",
+                "--decay-rate",
+                "0.5",
+                "--time-interval",
+                "100",
+                "--print-every",
+                "50",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert course_lines(out) == expected and len(expected) == 10
     assert summary(out)["learning rate"] == "0.1 -> 0.05 in the last epoch"
@@ -121,7 +157,9 @@ def test_train_resumes_from_a_checkpoint(capsys, tmp_path):
     assert path.exists()
     assert cli.main([*common, "--epochs", "400", "--resume"]) == 0
     resumed = capsys.readouterr().out
-    assert cli.main(["train", "--optimizer", "adam", "--print-every", "100", "--epochs", "400"]) == 0
+    assert (
+        cli.main(["train", "--optimizer", "adam", "--print-every", "100", "--epochs", "400"]) == 0
+    )
     straight = capsys.readouterr().out
 
     assert f"Resuming from {path} at epoch 200" in resumed
@@ -134,8 +172,9 @@ def test_train_refuses_a_checkpoint_of_another_run(capsys, tmp_path):
     path = tmp_path / "adam.npz"
     assert cli.main(["train", "--epochs", "10", "--quiet", "--checkpoint", str(path)]) == 0
     capsys.readouterr()
-    status = cli.main(["train", "--optimizer", "gd", "--epochs", "20", "--checkpoint", str(path),
-                       "--resume"])
+    status = cli.main(
+        ["train", "--optimizer", "gd", "--epochs", "20", "--checkpoint", str(path), "--resume"]
+    )
     err = capsys.readouterr().err
     assert status == 1
     assert "checkpoint does not match this run" in err and "optimizer Adam != GD" in err
@@ -170,7 +209,7 @@ def test_compare_has_one_row_per_optimizer_equal_to_model(capsys, moons):
     out = capsys.readouterr().out
     rows = table(out)
     assert [r[0] for r in rows] == ["gd", "momentum", "rmsprop", "adam"]
-    for name, cost, acc, seconds in rows:
+    for _name, cost, acc, seconds in rows:
         assert math.isfinite(float(cost)) and 0 <= float(acc) <= 1 and float(seconds) >= 0
     assert "200 epochs, mini-batch 64, learning rate 0.0007" in out
 
@@ -181,12 +220,31 @@ def test_compare_has_one_row_per_optimizer_equal_to_model(capsys, moons):
 
 
 def test_compare_selected_optimizers_in_markdown(capsys):
-    assert cli.main(["compare", "--epochs", "50", "--no-plots", "--markdown",
-                     "--optimizers", "adam,gd", "momentum", "adam"]) == 0
+    assert (
+        cli.main(
+            [
+                "compare",
+                "--epochs",
+                "50",
+                "--no-plots",
+                "--markdown",
+                "--optimizers",
+                "adam,gd",
+                "momentum",
+                "adam",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     start = lines.index(next(l for l in lines if l.startswith("| optimizer")))
-    md = lines[start:start + 5]
-    assert md[0].split("|")[1:-1] == [" optimizer ", " final cost ", " train accuracy ", " time (s) "]
+    md = lines[start : start + 5]
+    assert md[0].split("|")[1:-1] == [
+        " optimizer ",
+        " final cost ",
+        " train accuracy ",
+        " time (s) ",
+    ]
     assert re.fullmatch(r"\| -+ \| -+: \| -+: \| -+: \|", md[1])
     assert [l.split("|")[1].strip() for l in md[2:]] == ["adam", "gd", "momentum"]
     assert len({len(l) for l in md}) == 1  # aligned columns
@@ -194,26 +252,64 @@ def test_compare_selected_optimizers_in_markdown(capsys):
 
 
 def test_compare_decay_uses_the_notebooks_rate_unless_told(capsys):
-    assert cli.main(["compare", "--epochs", "20", "--no-plots", "--optimizers", "gd",
-                     "--decay", "update_lr"]) == 0
+    assert (
+        cli.main(
+            [
+                "compare",
+                "--epochs",
+                "20",
+                "--no-plots",
+                "--optimizers",
+                "gd",
+                "--decay",
+                "update_lr",
+            ]
+        )
+        == 0
+    )
     assert "learning rate 0.1, decay update_lr (rate 1)" in capsys.readouterr().out
-    assert cli.main(["compare", "--epochs", "20", "--no-plots", "--optimizers", "gd",
-                     "--decay", "schedule_lr_decay", "--learning-rate", "0.05"]) == 0
-    assert ("learning rate 0.05, decay schedule_lr_decay (rate 1, every 1000 epochs)"
-            in capsys.readouterr().out)
+    assert (
+        cli.main(
+            [
+                "compare",
+                "--epochs",
+                "20",
+                "--no-plots",
+                "--optimizers",
+                "gd",
+                "--decay",
+                "schedule_lr_decay",
+                "--learning-rate",
+                "0.05",
+            ]
+        )
+        == 0
+    )
+    assert (
+        "learning rate 0.05, decay schedule_lr_decay (rate 1, every 1000 epochs)"
+        in capsys.readouterr().out
+    )
 
 
 def test_compare_verbose_prints_each_runs_course_lines(capsys):
-    assert cli.main(["compare", "--epochs", "20", "--no-plots", "--verbose",
-                     "--optimizers", "gd", "adam"]) == 0
+    assert (
+        cli.main(
+            ["compare", "--epochs", "20", "--no-plots", "--verbose", "--optimizers", "gd", "adam"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert re.search(r"^gd:\nCost after epoch 0: 0\.\d{6}\nadam:\nCost after epoch 0: ", out, re.M)
 
 
 def test_compare_writes_both_figures(capsys, tmp_path):
     out_dir = tmp_path / "figs"
-    assert cli.main(["compare", "--epochs", "100", "--optimizers", "gd", "adam",
-                     "--out", str(out_dir)]) == 0
+    assert (
+        cli.main(
+            ["compare", "--epochs", "100", "--optimizers", "gd", "adam", "--out", str(out_dir)]
+        )
+        == 0
+    )
     assert f"figures: {out_dir / FIGURES[0]}, {out_dir / FIGURES[1]}" in capsys.readouterr().out
     for name in FIGURES:
         data = (out_dir / name).read_bytes()
@@ -223,7 +319,7 @@ def test_compare_writes_both_figures(capsys, tmp_path):
 
 def test_run_comparison_refuses_unknown_optimizers_before_training():
     with pytest.raises(ValueError, match="unknown optimizer"):
-        experiment.run_comparison(["adam", "sgd"], num_epochs=10 ** 9)
+        experiment.run_comparison(["adam", "sgd"], num_epochs=10**9)
 
 
 # ---------------------------------------------------------------- processes, ttys
@@ -243,8 +339,9 @@ def test_compare_shows_a_progress_bar_on_a_terminal():
 
     master, slave = pty.openpty()
     try:
-        done = run_cli("compare", "--epochs", "150", "--optimizers", "gd", "adam",
-                       "--no-plots", stderr=slave)
+        done = run_cli(
+            "compare", "--epochs", "150", "--optimizers", "gd", "adam", "--no-plots", stderr=slave
+        )
     finally:
         os.close(slave)
     chunks = []
@@ -261,26 +358,33 @@ def test_compare_shows_a_progress_bar_on_a_terminal():
     assert done.returncode == 0
     # tqdm's bar: label, percentage, count, elapsed<remaining (the ETA), rate, the cost
     for name in ("gd", "adam"):
-        assert re.search(name + r" +: 100%\|\S+\| 150/150 \[\d\d:\d\d<\d\d:\d\d, +"
-                         r"[\d.]+epoch/s, cost 0\.\d{6}\]", bar), bar
+        assert re.search(
+            name + r" +: 100%\|\S+\| 150/150 \[\d\d:\d\d<\d\d:\d\d, +"
+            r"[\d.]+epoch/s, cost 0\.\d{6}\]",
+            bar,
+        ), bar
 
 
 # -------------------------------------------------------------------------- backend
 def test_cuda_without_a_gpu_warns_once_and_runs_on_the_cpu():
     if gpu_unavailable_reason() is None:
         pytest.skip("a GPU is usable here, so --backend cuda does not fall back")
-    done = run_cli("compare", "--backend", "cuda", "--epochs", "20", "--optimizers", "gd", "adam",
-                   "--no-plots")
+    done = run_cli(
+        "compare", "--backend", "cuda", "--epochs", "20", "--optimizers", "gd", "adam", "--no-plots"
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("xpopt: warning: --backend cuda: ") == 1
     assert "Falling back to the CPU" in done.stderr and "--backend cpu" in done.stderr
     assert "backend cpu (" in done.stdout
 
 
-@pytest.mark.parametrize("args, env", [
-    (["train", "--backend", "cuda", "--strict"], {}),
-    (["compare", "--strict", "--no-plots"], {"XPOPT_BACKEND": "cuda"}),
-])
+@pytest.mark.parametrize(
+    "args, env",
+    [
+        (["train", "--backend", "cuda", "--strict"], {}),
+        (["compare", "--strict", "--no-plots"], {"XPOPT_BACKEND": "cuda"}),
+    ],
+)
 def test_strict_cuda_without_a_gpu_exits_2_before_training(capsys, monkeypatch, args, env):
     if gpu_unavailable_reason() is None:
         pytest.skip("a GPU is usable here, so --strict has nothing to refuse")
@@ -290,16 +394,31 @@ def test_strict_cuda_without_a_gpu_exits_2_before_training(capsys, monkeypatch, 
     captured = capsys.readouterr()
     assert captured.out == ""
     asked = "--backend cuda" if "--backend" in args else "XPOPT_BACKEND=cuda"
-    assert captured.err.startswith(f"xpopt: {asked} in strict mode, but the GPU cannot be used: "
-                                   f"{gpu_unavailable_reason()}")
+    assert captured.err.startswith(
+        f"xpopt: {asked} in strict mode, but the GPU cannot be used: {gpu_unavailable_reason()}"
+    )
     assert len(captured.err.strip().splitlines()) == 1
 
 
 @pytest.mark.gpu
 def test_compare_on_the_gpu(capsys):
     require_gpu()
-    assert cli.main(["compare", "--backend", "cuda", "--strict", "--epochs", "100",
-                     "--no-plots", "--optimizers", "adam"]) == 0
+    assert (
+        cli.main(
+            [
+                "compare",
+                "--backend",
+                "cuda",
+                "--strict",
+                "--epochs",
+                "100",
+                "--no-plots",
+                "--optimizers",
+                "adam",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "backend cuda (" in out and [r[0] for r in table(out)] == ["adam"]
 
@@ -311,19 +430,25 @@ def test_info_still_works(capsys):
 
 
 # ---------------------------------------------------------------------- bad usage
-@pytest.mark.parametrize("args, message", [
-    ([], "the following arguments are required"),
-    (["frobnicate"], "invalid choice: 'frobnicate'"),
-    (["train", "--optimizer", "sgd"], "argument --optimizer: invalid choice: 'sgd'"),
-    (["train", "--epochs", "-1"], "argument --epochs: expected an integer >= 0, got '-1'"),
-    (["train", "--learning-rate", "abc"], "argument --learning-rate: expected a number > 0"),
-    (["train", "--beta", "1.5"], "argument --beta: expected a number in [0, 1), got '1.5'"),
-    (["train", "--batch-size", "0"], "argument --batch-size: expected an integer >= 1 or 'full'"),
-    (["train", "--decay", "cosine"], "argument --decay: invalid choice: 'cosine'"),
-    (["train", "--resume"], "--resume needs --checkpoint PATH"),
-    (["compare", "--optimizers", "gd,sgd"], "argument --optimizers: invalid optimizer sgd"),
-    (["compare", "--backend", "tpu"], "argument --backend: invalid choice: 'tpu'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "the following arguments are required"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["train", "--optimizer", "sgd"], "argument --optimizer: invalid choice: 'sgd'"),
+        (["train", "--epochs", "-1"], "argument --epochs: expected an integer >= 0, got '-1'"),
+        (["train", "--learning-rate", "abc"], "argument --learning-rate: expected a number > 0"),
+        (["train", "--beta", "1.5"], "argument --beta: expected a number in [0, 1), got '1.5'"),
+        (
+            ["train", "--batch-size", "0"],
+            "argument --batch-size: expected an integer >= 1 or 'full'",
+        ),
+        (["train", "--decay", "cosine"], "argument --decay: invalid choice: 'cosine'"),
+        (["train", "--resume"], "--resume needs --checkpoint PATH"),
+        (["compare", "--optimizers", "gd,sgd"], "argument --optimizers: invalid optimizer sgd"),
+        (["compare", "--backend", "tpu"], "argument --backend: invalid choice: 'tpu'"),
+    ],
+)
 def test_bad_arguments_exit_2_with_argparses_message(capsys, args, message):
     with pytest.raises(SystemExit) as exc:
         cli.main(args)
@@ -337,8 +462,9 @@ def test_a_bad_xpopt_backend_variable_is_a_usage_error(capsys, monkeypatch):
     assert cli.main(["train", "--epochs", "1"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err == ("xpopt: XPOPT_BACKEND='gpu' is not understood: use cpu, cuda or auto "
-                            "(or unset it)\n")
+    assert captured.err == (
+        "xpopt: XPOPT_BACKEND='gpu' is not understood: use cpu, cuda or auto (or unset it)\n"
+    )
 
 
 # ------------------------------------------------------------------ no matplotlib
@@ -355,17 +481,27 @@ def test_compare_without_matplotlib_fails_before_training():
 def test_train_without_matplotlib_names_its_own_option():
     done = run_cli("train", "--epochs", "100000", "--plot-dir", "never", prelude=NO_MATPLOTLIB)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.strip() == ("xpopt: matplotlib is needed for figures: "
-                                   "pip install 'xpopt[plot]' (or leave out --plot-dir)")
+    assert done.stderr.strip() == (
+        "xpopt: matplotlib is needed for figures: "
+        "pip install 'xpopt[plot]' (or leave out --plot-dir)"
+    )
 
 
 def test_no_plots_needs_no_matplotlib():
-    done = run_cli("compare", "--epochs", "20", "--optimizers", "gd", "--no-plots",
-                   prelude=NO_MATPLOTLIB + textwrap.dedent("""
+    done = run_cli(
+        "compare",
+        "--epochs",
+        "20",
+        "--optimizers",
+        "gd",
+        "--no-plots",
+        prelude=NO_MATPLOTLIB
+        + textwrap.dedent("""
                        import atexit
                        atexit.register(lambda: print('matplotlib loaded:', any(
                            m.startswith('matplotlib.') for m in sys.modules), file=sys.stderr))
-                       """))
+                       """),
+    )
     assert done.returncode == 0, done.stderr
     assert [r[0] for r in table(done.stdout)] == ["gd"]
     assert done.stderr.strip() == "matplotlib loaded: False"
@@ -419,28 +555,46 @@ def test_full_batch_comparison_takes_one_step_per_epoch(moons):
     """run_comparison(mini_batch_size=None) is batch gradient descent: all m = 300 examples
     in one batch, so one step per epoch (t = epochs) and the course's model() with
     mini_batch_size=300."""
-    rows = experiment.run_comparison(["gd", "adam"], num_epochs=30, mini_batch_size=None,
-                                     learning_rate=0.05)
+    rows = experiment.run_comparison(
+        ["gd", "adam"], num_epochs=30, mini_batch_size=None, learning_rate=0.05
+    )
     for row in rows:
         assert row.result.state.t == 30
-        params, costs = course_model(row.optimizer, num_epochs=30, mini_batch_size=300,
-                                     learning_rate=0.05)
+        params, costs = course_model(
+            row.optimizer, num_epochs=30, mini_batch_size=300, learning_rate=0.05
+        )
         for k in params:
             assert (row.result.parameters[k] == params[k]).all(), k
 
 
 def test_compare_full_batch_on_the_command_line(capsys, moons):
     X, Y = moons
-    assert cli.main(["compare", "--epochs", "30", "--no-plots", "--optimizers", "gd",
-                     "--batch-size", "full", "--learning-rate", "0.05"]) == 0
+    assert (
+        cli.main(
+            [
+                "compare",
+                "--epochs",
+                "30",
+                "--no-plots",
+                "--optimizers",
+                "gd",
+                "--batch-size",
+                "full",
+                "--learning-rate",
+                "0.05",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     params, _ = course_model("gd", num_epochs=30, mini_batch_size=300, learning_rate=0.05)
     assert "full batch" in out
     assert float(table(out)[0][1]) == pytest.approx(course_final_cost(X, Y, params), abs=1e-6)
 
 
-@pytest.mark.parametrize("command", [["train", "--quiet"], ["compare", "--no-plots",
-                                                            "--optimizers", "gd", "adam"]])
+@pytest.mark.parametrize(
+    "command", [["train", "--quiet"], ["compare", "--no-plots", "--optimizers", "gd", "adam"]]
+)
 def test_divergence_is_reported_and_exits_1(capsys, monkeypatch, command):
     """A final cost that is not finite used to print 'final cost : nan' and exit 0: now the
     summary (or table) is printed, then a clear message on stderr, exit status 1."""
@@ -451,11 +605,14 @@ def test_divergence_is_reported_and_exits_1(capsys, monkeypatch, command):
     assert "diverged" in captured.err and "learning rate" in captured.err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--seed", str(2**32 - 3), "--epochs", "5"], "seed"),
-    (["train", "--seed", "-5", "--epochs", "5"], "seed"),
-    (["compare", "--seed", str(2**32), "--epochs", "5", "--no-plots"], "seed"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--seed", str(2**32 - 3), "--epochs", "5"], "seed"),
+        (["train", "--seed", "-5", "--epochs", "5"], "seed"),
+        (["compare", "--seed", str(2**32), "--epochs", "5", "--no-plots"], "seed"),
+    ],
+)
 def test_seed_outside_numpys_range_is_a_usage_error(capsys, args, message):
     """A seed whose epochs leave NumPy's range failed with a traceback at epoch 1-2: now
     exit 2 with argparse's message, before any epoch (nothing on stdout)."""
@@ -483,8 +640,10 @@ def test_unusable_checkpoint_path_exits_2_before_training(capsys, tmp_path, wher
         assert os.listdir(path) == []
 
 
-@pytest.mark.parametrize("command, option", [(["train", "--epochs", "5"], "--plot-dir"),
-                                             (["compare", "--epochs", "5"], "--out")])
+@pytest.mark.parametrize(
+    "command, option",
+    [(["train", "--epochs", "5"], "--plot-dir"), (["compare", "--epochs", "5"], "--out")],
+)
 def test_unusable_figure_folder_exits_2_before_training(capsys, tmp_path, command, option):
     """An unwritable figure folder failed after training, losing the summary: now it is
     checked first (exit 2, nothing trained, nothing printed on stdout)."""

@@ -87,9 +87,14 @@ def test_info_prints_each_field_once_with_the_versions():
 
 
 def _installed_cupy_versions() -> list[str]:
-    return [d.version for d in importlib.metadata.distributions()
-            if re.fullmatch(r"cupy(-cuda\d+x?|-rocm-\d+-\d+)?",
-                            re.sub(r"[-_.]+", "-", d.metadata["Name"] or "").lower())]
+    return [
+        d.version
+        for d in importlib.metadata.distributions()
+        if re.fullmatch(
+            r"cupy(-cuda\d+x?|-rocm-\d+-\d+)?",
+            re.sub(r"[-_.]+", "-", d.metadata["Name"] or "").lower(),
+        )
+    ]
 
 
 def test_info_names_cupys_version_and_why_it_is_unusable():
@@ -110,13 +115,16 @@ def test_info_names_cupys_version_and_why_it_is_unusable():
 
 def test_info_without_cupy_says_not_installed():
     # No CuPy importable and no CuPy distribution: what a CPU-only install looks like.
-    prelude = ("import sys\nsys.modules['cupy'] = None\n"
-               "import xpopt._cupy_builds as builds\n"
-               "builds.installed_cupy_builds = lambda path=None: []")
+    prelude = (
+        "import sys\nsys.modules['cupy'] = None\n"
+        "import xpopt._cupy_builds as builds\n"
+        "builds.installed_cupy_builds = lambda path=None: []"
+    )
     done = run_cli("info", prelude=prelude)
     assert done.returncode == 0, done.stderr
-    assert dict(fields(done.stdout))["cupy"] == ("not installed (for the GPU: pip install "
-                                                 "'xpopt[cuda]')")
+    assert dict(fields(done.stdout))["cupy"] == (
+        "not installed (for the GPU: pip install 'xpopt[cuda]')"
+    )
 
 
 def test_info_says_whether_the_compiled_cpu_kernels_are_used():
@@ -149,10 +157,17 @@ BAD_ENVIRONMENT = [
 
 
 @pytest.mark.parametrize("name, value, allowed", BAD_ENVIRONMENT)
-@pytest.mark.parametrize("command", [["info"], ["train", "--epochs", "100000000"],
-                                     ["compare", "--epochs", "100000000", "--no-plots"]])
-def test_a_bad_environment_value_exits_2_on_one_line(capsys, monkeypatch, name, value, allowed,
-                                                     command):
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["info"],
+        ["train", "--epochs", "100000000"],
+        ["compare", "--epochs", "100000000", "--no-plots"],
+    ],
+)
+def test_a_bad_environment_value_exits_2_on_one_line(
+    capsys, monkeypatch, name, value, allowed, command
+):
     monkeypatch.setattr(experiment, "train_timed", None)  # training would be a TypeError
     monkeypatch.setenv(name, value)
     assert cli.main(command) == 2
@@ -168,9 +183,17 @@ def test_xpopt_backend_gpu_info_has_no_traceback():
     assert "XPOPT_BACKEND" in done.stderr and "cpu, cuda or auto" in done.stderr
 
 
-@pytest.mark.parametrize("name, value", [("XPOPT_BACKEND", " CPU "), ("XPOPT_STRICT", "0"),
-                                         ("XPOPT_STRICT", "Yes"), ("XPOPT_NUM_THREADS", "2"),
-                                         ("XPOPT_HOST_KERNELS", "1"), ("XPOPT_BACKEND", "")])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("XPOPT_BACKEND", " CPU "),
+        ("XPOPT_STRICT", "0"),
+        ("XPOPT_STRICT", "Yes"),
+        ("XPOPT_NUM_THREADS", "2"),
+        ("XPOPT_HOST_KERNELS", "1"),
+        ("XPOPT_BACKEND", ""),
+    ],
+)
 def test_good_environment_values_pass(name, value):
     settings.check_environment({name: value})
 
@@ -180,8 +203,12 @@ def test_a_reader_that_leaves_early_gets_no_traceback():
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("XPOPT_")}
-    with subprocess.Popen([sys.executable, "-m", "xpopt", "info"], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, env=env) as process:
+    with subprocess.Popen(
+        [sys.executable, "-m", "xpopt", "info"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as process:
         process.stdout.close()  # before the interpreter has even started
         err = process.stderr.read().decode()
         status = process.wait(timeout=120)
@@ -202,8 +229,9 @@ def test_compare_out_an_existing_file_exits_2_before_training(capsys, monkeypatc
 
 
 @pytest.mark.parametrize("command, option", [(["train"], "--plot-dir"), (["compare"], "--out")])
-def test_a_figure_name_taken_by_a_folder_exits_2_before_training(capsys, monkeypatch, tmp_path,
-                                                                 command, option):
+def test_a_figure_name_taken_by_a_folder_exits_2_before_training(
+    capsys, monkeypatch, tmp_path, command, option
+):
     monkeypatch.setattr(experiment, "train_timed", None)
     monkeypatch.setattr(experiment, "run_comparison", None)
     (tmp_path / "costs.png").mkdir()
@@ -240,11 +268,13 @@ def test_the_fallback_warning_names_the_fix_for_how_the_gpu_was_asked_for(how):
 
 def test_the_librarys_fallback_warning_is_short_and_names_the_fixes():
     why = _without_gpu()
-    code = ("import warnings, xpopt\n"
-            "with warnings.catch_warnings(record=True) as w:\n"
-            "    warnings.simplefilter('always')\n"
-            "    xpopt.set_backend('cuda')\n"
-            "print(str(w[0].message))")
+    code = (
+        "import warnings, xpopt\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    xpopt.set_backend('cuda')\n"
+        "print(str(w[0].message))"
+    )
     done = run_cli(prelude=code + "\nraise SystemExit(0)")
     message = done.stdout.strip()
     assert why in message
@@ -257,12 +287,16 @@ def test_the_librarys_fallback_warning_is_short_and_names_the_fixes():
 @pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX only")
 def test_the_bar_shows_the_courses_cost_at_its_last_recorded_epoch():
     """101 epochs: the bar's last draw is epoch 100's cost, the course's second record."""
-    done, bar = run_on_a_terminal("compare", "--epochs", "101", "--optimizers", "adam",
-                                  "--no-plots")
+    done, bar = run_on_a_terminal(
+        "compare", "--epochs", "101", "--optimizers", "adam", "--no-plots"
+    )
     assert done.returncode == 0
     _, costs = course_model("adam", num_epochs=101)
-    assert re.search(r"adam +: 100%\|\S+\| 101/101 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+epoch/s, "
-                     + re.escape(f"cost {costs[1]:.6f}]"), bar), bar
+    assert re.search(
+        r"adam +: 100%\|\S+\| 101/101 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+epoch/s, "
+        + re.escape(f"cost {costs[1]:.6f}]"),
+        bar,
+    ), bar
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX only")
@@ -279,7 +313,9 @@ def test_train_on_a_terminal_keeps_the_courses_lines_on_stdout():
     done, bar = run_on_a_terminal("train", "--optimizer", "gd", "--epochs", "1001")
     _, costs = course_model("gd", num_epochs=1001)
     assert [l for l in done.stdout.splitlines() if l.startswith("Cost after")] == [
-        f"Cost after epoch 0: {costs[0]:f}", f"Cost after epoch 1000: {costs[10]:f}"]
+        f"Cost after epoch 0: {costs[0]:f}",
+        f"Cost after epoch 1000: {costs[10]:f}",
+    ]
     assert re.search(r"gd: 100%\|\S+\| 1001/1001", bar), bar
 
 
@@ -372,8 +408,16 @@ def test_a_resumed_runs_bar_counts_from_the_checkpoint(monkeypatch, tmp_path):
     path = tmp_path / "run.npz"
     xpopt.train(X, Y, [2, 5, 2, 1], xpopt.make_optimizer("gd"), num_epochs=200, checkpoint=path)
     monkeypatch.setattr(run, "_Progress", Recorder)
-    xpopt.train(X, Y, [2, 5, 2, 1], xpopt.make_optimizer("gd"), num_epochs=300, checkpoint=path,
-                resume=True, progress=True)
+    xpopt.train(
+        X,
+        Y,
+        [2, 5, 2, 1],
+        xpopt.make_optimizer("gd"),
+        num_epochs=300,
+        checkpoint=path,
+        resume=True,
+        progress=True,
+    )
     assert calls == [("total", 300), ("resume_at", 200), ("show", 201), ("show", 300)]
 
 
@@ -385,8 +429,11 @@ def test_the_bar_is_tqdm_with_eta_rate_and_cost(tmp_path):
         bar.show(300, 0.123456)
         bar.close()
     text = (tmp_path / "bar.txt").read_text()
-    assert re.search(r"adam +: 100%\|\S*\| 300/300 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+epoch/s, "
-                     r"cost 0\.123456\]", text), text
+    assert re.search(
+        r"adam +: 100%\|\S*\| 300/300 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+epoch/s, "
+        r"cost 0\.123456\]",
+        text,
+    ), text
 
 
 # ------------------------------------------------------------- too few epochs to plot
@@ -406,25 +453,57 @@ def test_compare_decay_runs_the_notebooks_decay_section(capsys):
     import course_reference as course
 
     X, Y = xpopt.load_moons()
-    assert cli.main(["compare", "--epochs", "300", "--no-plots", "--decay", "schedule_lr_decay",
-                     "--time-interval", "100"]) == 0
+    assert (
+        cli.main(
+            [
+                "compare",
+                "--epochs",
+                "300",
+                "--no-plots",
+                "--decay",
+                "schedule_lr_decay",
+                "--time-interval",
+                "100",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     rows = table(out)
     assert [r[0] for r in rows] == list(NOTEBOOK_DECAY)  # no RMSprop: not in the notebook
     assert "learning rates 0.1 (gd, momentum), 0.01 (adam)" in out
     for name, cost, *_ in rows:
-        params, _ = course_model(name, num_epochs=300, learning_rate=NOTEBOOK_DECAY[name],
-                                 decay=partial(course.schedule_lr_decay, time_interval=100))
+        params, _ = course_model(
+            name,
+            num_epochs=300,
+            learning_rate=NOTEBOOK_DECAY[name],
+            decay=partial(course.schedule_lr_decay, time_interval=100),
+        )
         assert float(cost) == pytest.approx(course_final_cost(X, Y, params), abs=1e-6), name
 
 
 def test_compare_decay_writes_its_own_folder(capsys, tmp_path):
     pytest.importorskip("matplotlib")
-    assert cli.main(["compare", "--epochs", "200", "--optimizers", "gd",
-                     "--out", str(tmp_path)]) == 0
+    assert (
+        cli.main(["compare", "--epochs", "200", "--optimizers", "gd", "--out", str(tmp_path)]) == 0
+    )
     before = {p: p.read_bytes() for p in tmp_path.iterdir()}
-    assert cli.main(["compare", "--epochs", "200", "--optimizers", "gd", "--decay",
-                     "update_lr", "--out", str(tmp_path)]) == 0
+    assert (
+        cli.main(
+            [
+                "compare",
+                "--epochs",
+                "200",
+                "--optimizers",
+                "gd",
+                "--decay",
+                "update_lr",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     assert f"figures: {tmp_path / 'update_lr' / 'costs.png'}" in capsys.readouterr().out
     assert {p: p.read_bytes() for p in before} == before  # the no-decay figures are kept
     assert sorted(os.listdir(tmp_path / "update_lr")) == ["costs.png", "decision_boundaries.png"]
@@ -433,8 +512,21 @@ def test_compare_decay_writes_its_own_folder(capsys, tmp_path):
 def test_a_run_that_learns_nothing_is_named(capsys):
     """RMSprop at the notebook's decay rate 0.1 stays at cost ln 2 (output 0.5 everywhere):
     said on stderr, not silently tabled."""
-    assert cli.main(["compare", "--epochs", "300", "--no-plots", "--optimizers", "rmsprop",
-                     "--decay", "schedule_lr_decay"]) == 0
+    assert (
+        cli.main(
+            [
+                "compare",
+                "--epochs",
+                "300",
+                "--no-plots",
+                "--optimizers",
+                "rmsprop",
+                "--decay",
+                "schedule_lr_decay",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     cost = float(table(captured.out)[0][1])
     assert abs(cost - numpy.log(2)) < 1e-3
@@ -442,8 +534,9 @@ def test_a_run_that_learns_nothing_is_named(capsys):
 
 
 def test_run_comparison_takes_a_rate_per_optimizer():
-    rows = experiment.run_comparison(["gd", "adam"], num_epochs=20,
-                                     learning_rate={"gd": 0.1, "adam": 0.01})
+    rows = experiment.run_comparison(
+        ["gd", "adam"], num_epochs=20, learning_rate={"gd": 0.1, "adam": 0.01}
+    )
     assert [r.result.learning_rate for r in rows] == [0.1, 0.01]
     with pytest.raises(ValueError, match="no rate for"):
         experiment.run_comparison(["gd", "adam"], num_epochs=20, learning_rate={"gd": 0.1})

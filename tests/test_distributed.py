@@ -37,6 +37,7 @@ IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 HERE = Path(__file__).resolve()
 TIMEOUT = 60  # seconds for any one mpiexec job (they take 1-3 s here)
 
+
 # n = 2, 4 against one process: the same operations except the ORDER of the additions that
 # form each step's gradient (MPI adds the ranks' partial sums, (r0 + r1) + (r2 + r3) at
 # n = 4, where one process's BLAS adds the columns in its own blocked order). Each step's
@@ -59,8 +60,10 @@ def require_mpi() -> str:
         import mpi4py  # noqa: F401, PLC0415  (not mpi4py.MPI: this process stays MPI-free)
     except ImportError as exc:
         why = f"mpi4py is not installed ({exc}); pip install mpi4py mpich"
-    path = shutil.which("mpiexec", path=os.pathsep.join(
-        [str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    path = shutil.which(
+        "mpiexec",
+        path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    )
     if why is None and path is None:
         why = "no mpiexec on PATH (pip install mpich, or a system MPI)"
     if why is not None:
@@ -78,12 +81,17 @@ def mpirun(n: int, spec: dict, tmp: Path, *, timeout: float = TIMEOUT, check: bo
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if n > (os.cpu_count() or 1):  # more ranks than cores: MPICH's busy wait would starve
         env.setdefault("MPIR_CVAR_ENABLE_HEAVY_YIELD", "1")  # the rank it waits for
-    proc = subprocess.run([mpiexec, "-n", str(n), sys.executable, "-m", "mpi4py", str(HERE),
-                           str(spec_path)], capture_output=True, text=True, timeout=timeout,
-                          env=env)
+    proc = subprocess.run(
+        [mpiexec, "-n", str(n), sys.executable, "-m", "mpi4py", str(HERE), str(spec_path)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"mpiexec -n {n} failed ({proc.returncode}):\n"
-                             f"{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"mpiexec -n {n} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -93,24 +101,56 @@ def mpirun(n: int, spec: dict, tmp: Path, *, timeout: float = TIMEOUT, check: bo
 # batch 4) and a decaying rate, and stochastic gradient descent (batches of one: empty
 # shards on every rank but one).
 CASES = {
-    "course": dict(layers=[2, 5, 2, 1], optimizer="adam", learning_rate=0.0007,
-                   mini_batch_size=64, num_epochs=300, print_every=100),
-    "wide": dict(layers=[2, 64, 64, 1], optimizer="rmsprop", learning_rate=0.001,
-                 mini_batch_size=37, num_epochs=150, decay="update_lr", decay_rate=0.01,
-                 print_every=50),
-    "sgd": dict(layers=[2, 5, 2, 1], optimizer="gd", learning_rate=0.01, mini_batch_size=1,
-                num_epochs=2, print_every=1, record_every=1),
-    "float32": dict(layers=[2, 16, 8, 1], optimizer="adam", learning_rate=0.001,
-                    mini_batch_size=64, num_epochs=300, print_every=100, dtype="float32"),
+    "course": dict(
+        layers=[2, 5, 2, 1],
+        optimizer="adam",
+        learning_rate=0.0007,
+        mini_batch_size=64,
+        num_epochs=300,
+        print_every=100,
+    ),
+    "wide": dict(
+        layers=[2, 64, 64, 1],
+        optimizer="rmsprop",
+        learning_rate=0.001,
+        mini_batch_size=37,
+        num_epochs=150,
+        decay="update_lr",
+        decay_rate=0.01,
+        print_every=50,
+    ),
+    "sgd": dict(
+        layers=[2, 5, 2, 1],
+        optimizer="gd",
+        learning_rate=0.01,
+        mini_batch_size=1,
+        num_epochs=2,
+        print_every=1,
+        record_every=1,
+    ),
+    "float32": dict(
+        layers=[2, 16, 8, 1],
+        optimizer="adam",
+        learning_rate=0.001,
+        mini_batch_size=64,
+        num_epochs=300,
+        print_every=100,
+        dtype="float32",
+    ),
 }
 DECAYS = {None: None, "update_lr": xpopt.update_lr, "schedule_lr_decay": xpopt.schedule_lr_decay}
 
 
 def train_kwargs(case: dict) -> dict:
-    return dict(mini_batch_size=case["mini_batch_size"], num_epochs=case["num_epochs"],
-                decay=DECAYS[case.get("decay")], decay_rate=case.get("decay_rate", 1),
-                print_cost=True, print_every=case["print_every"],
-                record_every=case.get("record_every", 10))
+    return dict(
+        mini_batch_size=case["mini_batch_size"],
+        num_epochs=case["num_epochs"],
+        decay=DECAYS[case.get("decay")],
+        decay_rate=case.get("decay_rate", 1),
+        print_cost=True,
+        print_every=case["print_every"],
+        record_every=case.get("record_every", 10),
+    )
 
 
 def make_opt(case: dict):
@@ -200,10 +240,28 @@ def test_cli_under_mpiexec_prints_the_course_lines(tmp_path):
     mpiexec = require_mpi()
     path = tmp_path / "run.npz"
     proc = subprocess.run(
-        [mpiexec, "-n", "2", sys.executable, "-m", "mpi4py", "-m", "xpopt.distributed",
-         "--epochs", "300", "--print-every", "100", "--checkpoint", str(path),
-         "--checkpoint-every", "100"],
-        capture_output=True, text=True, timeout=TIMEOUT)
+        [
+            mpiexec,
+            "-n",
+            "2",
+            sys.executable,
+            "-m",
+            "mpi4py",
+            "-m",
+            "xpopt.distributed",
+            "--epochs",
+            "300",
+            "--print-every",
+            "100",
+            "--checkpoint",
+            str(path),
+            "--checkpoint-every",
+            "100",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert proc.returncode == 0, proc.stderr
     ref, printed = single_process("course")
     lines = proc.stdout.splitlines()
@@ -221,12 +279,30 @@ def test_resume_across_a_change_of_ranks(tmp_path):
     run."""
     case = dict(CASES["course"])
     path = tmp_path / "c.npz"
-    mpirun(2, {"mode": "cases", "cases": {"a": case}, "out": str(tmp_path),
-               "checkpoint": str(path), "stop_after": 150}, tmp_path)
+    mpirun(
+        2,
+        {
+            "mode": "cases",
+            "cases": {"a": case},
+            "out": str(tmp_path),
+            "checkpoint": str(path),
+            "stop_after": 150,
+        },
+        tmp_path,
+    )
     assert ckpt.load(path).epoch == 150
     shutil.copy(path, tmp_path / "copy.npz")
-    mpirun(4, {"mode": "cases", "cases": {"b": case}, "out": str(tmp_path),
-               "checkpoint": str(path), "resume": True}, tmp_path)
+    mpirun(
+        4,
+        {
+            "mode": "cases",
+            "cases": {"b": case},
+            "out": str(tmp_path),
+            "checkpoint": str(path),
+            "resume": True,
+        },
+        tmp_path,
+    )
     four = np.load(tmp_path / "b.npz")
     ref, _ = single_process("course")
     tol = tolerance(ref.state.t)
@@ -236,8 +312,9 @@ def test_resume_across_a_change_of_ranks(tmp_path):
     # the same file, resumed in one process by xpopt.train itself
     X, Y = xpopt.load_moons()
     kw = train_kwargs(case) | {"print_cost": False}
-    here = xpopt.train(X, Y, case["layers"], make_opt(case), checkpoint=tmp_path / "copy.npz",
-                       resume=True, **kw)
+    here = xpopt.train(
+        X, Y, case["layers"], make_opt(case), checkpoint=tmp_path / "copy.npz", resume=True, **kw
+    )
     assert _rel(here.parameters.flat, ref.parameters.flat) <= tol
     assert here.state.t == ref.state.t
 
@@ -246,15 +323,29 @@ def test_a_refused_resume_is_refused_on_every_rank(tmp_path):
     """A checkpoint of another run (other seed): CheckpointError on every rank, no hang."""
     case = dict(CASES["course"], num_epochs=20)
     path = tmp_path / "c.npz"
-    mpirun(2, {"mode": "cases", "cases": {"a": case}, "out": str(tmp_path),
-               "checkpoint": str(path)}, tmp_path)
-    proc = mpirun(2, {"mode": "cases", "cases": {"b": case}, "out": str(tmp_path),
-                      "checkpoint": str(path), "resume": True, "seed": 11,
-                      "expect_error": True}, tmp_path)
+    mpirun(
+        2,
+        {"mode": "cases", "cases": {"a": case}, "out": str(tmp_path), "checkpoint": str(path)},
+        tmp_path,
+    )
+    proc = mpirun(
+        2,
+        {
+            "mode": "cases",
+            "cases": {"b": case},
+            "out": str(tmp_path),
+            "checkpoint": str(path),
+            "resume": True,
+            "seed": 11,
+            "expect_error": True,
+        },
+        tmp_path,
+    )
     errors = json.loads((tmp_path / "errors.json").read_text())
     assert len(errors) == 2, (errors, proc.stderr)
-    assert all(e["type"] == "CheckpointError" and "seed 10 != 11" in e["message"]
-               for e in errors), errors
+    assert all(
+        e["type"] == "CheckpointError" and "seed 10 != 11" in e["message"] for e in errors
+    ), errors
 
 
 # ------------------------------------------------------------------------ faults
@@ -265,9 +356,20 @@ def test_a_killed_rank_ends_the_job_and_the_checkpoint_stays_loadable(tmp_path):
     path = tmp_path / "c.npz"
     case = dict(CASES["course"], num_epochs=100000, print_every=100000)
     start = time.monotonic()
-    proc = mpirun(2, {"mode": "cases", "cases": {"a": case}, "out": str(tmp_path),
-                      "checkpoint": str(path), "checkpoint_every": 20, "kill_at": 70},
-                  tmp_path, timeout=30, check=False)
+    proc = mpirun(
+        2,
+        {
+            "mode": "cases",
+            "cases": {"a": case},
+            "out": str(tmp_path),
+            "checkpoint": str(path),
+            "checkpoint_every": 20,
+            "kill_at": 70,
+        },
+        tmp_path,
+        timeout=30,
+        check=False,
+    )
     elapsed = time.monotonic() - start
     assert proc.returncode != 0
     assert elapsed < 15, f"the job took {elapsed:.1f} s to end"
@@ -276,8 +378,15 @@ def test_a_killed_rank_ends_the_job_and_the_checkpoint_stays_loadable(tmp_path):
     saved = ckpt.load(path)
     assert saved.epoch == 60
     X, Y = xpopt.load_moons()
-    more = xpopt.train(X, Y, case["layers"], make_opt(case), checkpoint=path, resume=True,
-                       **(train_kwargs(case) | {"print_cost": False, "stop_after": 1}))
+    more = xpopt.train(
+        X,
+        Y,
+        case["layers"],
+        make_opt(case),
+        checkpoint=path,
+        resume=True,
+        **(train_kwargs(case) | {"print_cost": False, "stop_after": 1}),
+    )
     assert more.epochs == 61
 
 
@@ -290,11 +399,16 @@ def test_diverged_replicas_and_different_runs_are_named_on_every_rank(tmp_path):
     errors = json.loads((tmp_path / "errors.json").read_text())
     diverged = [e for e in errors if e["case"] == "nudge"]
     assert len(diverged) == 2
-    assert all(e["type"] == "ReplicaDivergenceError" and "by epoch 5" in e["message"]
-               and "ranks [1]" in e["message"] for e in diverged)
+    assert all(
+        e["type"] == "ReplicaDivergenceError"
+        and "by epoch 5" in e["message"]
+        and "ranks [1]" in e["message"]
+        for e in diverged
+    )
     other = [e for e in errors if e["case"] == "other-data"]
-    assert len(other) == 2 and all(e["type"] == "ValueError" and "data" in e["message"]
-                                   for e in other)
+    assert len(other) == 2 and all(
+        e["type"] == "ValueError" and "data" in e["message"] for e in other
+    )
 
 
 # ---------------------------------------------------------------- GPU path (stand-in)
@@ -327,9 +441,29 @@ def test_nccl_on_real_gpus(tmp_path):
         pytest.skip("two NCCL ranks need two GPUs (NCCL refuses one GPU twice)")
     path = tmp_path / "gpu.npz"
     proc = subprocess.run(
-        [mpiexec, "-n", "2", sys.executable, "-m", "mpi4py", "-m", "xpopt.distributed",
-         "--backend", "cuda", "--strict", "--epochs", "300", "--print-every", "100",
-         "--checkpoint", str(path)], capture_output=True, text=True, timeout=300)
+        [
+            mpiexec,
+            "-n",
+            "2",
+            sys.executable,
+            "-m",
+            "mpi4py",
+            "-m",
+            "xpopt.distributed",
+            "--backend",
+            "cuda",
+            "--strict",
+            "--epochs",
+            "300",
+            "--print-every",
+            "100",
+            "--checkpoint",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "2 (nccl;" in proc.stdout
     ref, _ = single_process("course")
@@ -412,9 +546,13 @@ def _worker(spec_path: str) -> None:  # pragma: no cover  (runs under mpiexec)
     def save(name, result, printed):
         if rank != 0:
             return
-        arrays = {"parameters": result.parameters.flat, "t": result.state.t,
-                  "costs": np.asarray(result.costs), "printed": printed,
-                  "learning_rates": np.asarray(result.learning_rates)}
+        arrays = {
+            "parameters": result.parameters.flat,
+            "t": result.state.t,
+            "costs": np.asarray(result.costs),
+            "printed": printed,
+            "learning_rates": np.asarray(result.learning_rates),
+        }
         for slot in ("v", "s"):
             if getattr(result.state, slot) is not None:
                 arrays[slot] = getattr(result.state, slot).flat
@@ -430,17 +568,20 @@ def _worker(spec_path: str) -> None:  # pragma: no cover  (runs under mpiexec)
         printed = io.StringIO()
         try:
             with contextlib.redirect_stdout(printed):
-                result = train(*data, case["layers"], make_opt(case), engine=engine,
-                               check_every=5, **kw)
+                result = train(
+                    *data, case["layers"], make_opt(case), engine=engine, check_every=5, **kw
+                )
         except (ValueError, TypeError, ReplicaDivergenceError) as exc:
-            errors.append({"case": name, "rank": rank, "type": type(exc).__name__,
-                           "message": str(exc)})
+            errors.append(
+                {"case": name, "rank": rank, "type": type(exc).__name__, "message": str(exc)}
+            )
             return
         save(name, result, printed.getvalue())
 
     if spec["mode"] == "cases":
         engine = None
         if spec.get("kill_at") is not None:  # rank 1 dies in the first step of that epoch
+
             class Killing(type(choose_engine(np, comm))):
                 steps = 0
 
@@ -480,14 +621,33 @@ def _worker(spec_path: str) -> None:  # pragma: no cover  (runs under mpiexec)
             for epochs in (10, 20):
                 opt = xpopt.make_optimizer("adam", 0.0007)
                 with cp.counting() as counts:
-                    result = train(dX, dY, [2, 5, 2, 1], opt, num_epochs=epochs,
-                                   record_every=1000, check_every=None, engine=engine)
-                report[str(epochs)] = {"h2d": counts.h2d, "d2h": counts.d2h, "syncs": counts.syncs,
-                                       "steps": result.steps, "calls": collective.calls}
+                    result = train(
+                        dX,
+                        dY,
+                        [2, 5, 2, 1],
+                        opt,
+                        num_epochs=epochs,
+                        record_every=1000,
+                        check_every=None,
+                        engine=engine,
+                    )
+                report[str(epochs)] = {
+                    "h2d": counts.h2d,
+                    "d2h": counts.d2h,
+                    "syncs": counts.syncs,
+                    "steps": result.steps,
+                    "calls": collective.calls,
+                }
                 collective.calls = 0
             params = result.parameters.flat.get()
-        ref = train(X, Y, [2, 5, 2, 1], xpopt.make_optimizer("adam", 0.0007), num_epochs=20,
-                    record_every=1000)
+        ref = train(
+            X,
+            Y,
+            [2, 5, 2, 1],
+            xpopt.make_optimizer("adam", 0.0007),
+            num_epochs=20,
+            record_every=1000,
+        )
         report["same_as_numpy"] = bool(np.array_equal(params, ref.parameters.flat))
         report["engine"] = result.engine
         if rank == 0:

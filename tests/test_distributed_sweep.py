@@ -24,8 +24,20 @@ from xpopt.distributed import describe
 from xpopt.distributed.sweep import rank_checkpoint
 
 SRC = str(Path(xpopt.__file__).resolve().parents[1])
-GRID = ["--optimizer", "adam,momentum", "--learning-rate", "1e-3,1e-2", "--seeds", "0-2",
-        "--epochs", "40", "--record-every", "10", "--sort", "accuracy"]
+GRID = [
+    "--optimizer",
+    "adam,momentum",
+    "--learning-rate",
+    "1e-3,1e-2",
+    "--seeds",
+    "0-2",
+    "--epochs",
+    "40",
+    "--record-every",
+    "10",
+    "--sort",
+    "accuracy",
+]
 
 
 def run(command: list[str], n: int | None, cwd: Path) -> subprocess.CompletedProcess:
@@ -35,8 +47,7 @@ def run(command: list[str], n: int | None, cwd: Path) -> subprocess.CompletedPro
     python = [sys.executable, "-m", "xpopt", *command]
     if n is not None:
         python = [require_mpi(), "-n", str(n), sys.executable, "-m", "mpi4py", *python[1:]]
-    return subprocess.run(python, capture_output=True, text=True, timeout=TIMEOUT, env=env,
-                          cwd=cwd)
+    return subprocess.run(python, capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=cwd)
 
 
 def table(text: str) -> list[str]:
@@ -75,16 +86,28 @@ def test_a_split_sweep_checkpoints_per_rank_and_resumes(tmp_path):
     resumed = run([*args, "--resume"], 2, tmp_path)  # every block done: nothing to train
     assert resumed.returncode == 0, resumed.stderr
     assert table(resumed.stdout) == table(first.stdout)
-    other = run(["sweep", "--learning-rate", "1e-3,1e-2", "--epochs", "40", "--no-plots",
-                 "--checkpoint", str(path), "--resume"], 2, tmp_path)
+    other = run(
+        [
+            "sweep",
+            "--learning-rate",
+            "1e-3,1e-2",
+            "--epochs",
+            "40",
+            "--no-plots",
+            "--checkpoint",
+            str(path),
+            "--resume",
+        ],
+        2,
+        tmp_path,
+    )
     assert other.returncode == 1
     assert "checkpoint of another sweep" in other.stderr and "final cost" not in other.stdout
 
 
 # ------------------------------------------------------------ xpopt train --distributed
 def test_train_distributed_prints_the_course_lines_once(tmp_path):
-    proc = run(["train", "--distributed", "--epochs", "300", "--print-every", "100"], 2,
-               tmp_path)
+    proc = run(["train", "--distributed", "--epochs", "300", "--print-every", "100"], 2, tmp_path)
     assert proc.returncode == 0, proc.stderr
     _, printed = single_process("course")
     lines = proc.stdout.splitlines()
@@ -97,19 +120,48 @@ def test_train_distributed_writes_trains_figures(tmp_path):
     pytest.importorskip("matplotlib", reason="figures need matplotlib (the plot extra)")
     from xpopt.cli.output import BOUNDARY_FIGURE, COST_FIGURE  # noqa: PLC0415
 
-    proc = run(["train", "--distributed", "--epochs", "50", "--quiet", "--plot-dir", "figs"],
-               2, tmp_path)
+    proc = run(
+        ["train", "--distributed", "--epochs", "50", "--quiet", "--plot-dir", "figs"], 2, tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == sorted(
-        [COST_FIGURE, BOUNDARY_FIGURE])  # the names xpopt train --plot-dir writes
+        [COST_FIGURE, BOUNDARY_FIGURE]
+    )  # the names xpopt train --plot-dir writes
     assert proc.stdout.count("figures ") == 1
 
 
 def test_train_distributed_at_one_rank_is_train(tmp_path):
-    one = run(["train", "--distributed", "--epochs", "200", "--print-every", "50",
-               "--optimizer", "momentum", "--learning-rate", "0.01"], 1, tmp_path)
-    alone = run(["train", "--epochs", "200", "--print-every", "50", "--optimizer", "momentum",
-                 "--learning-rate", "0.01"], None, tmp_path)
+    one = run(
+        [
+            "train",
+            "--distributed",
+            "--epochs",
+            "200",
+            "--print-every",
+            "50",
+            "--optimizer",
+            "momentum",
+            "--learning-rate",
+            "0.01",
+        ],
+        1,
+        tmp_path,
+    )
+    alone = run(
+        [
+            "train",
+            "--epochs",
+            "200",
+            "--print-every",
+            "50",
+            "--optimizer",
+            "momentum",
+            "--learning-rate",
+            "0.01",
+        ],
+        None,
+        tmp_path,
+    )
     assert one.returncode == alone.returncode == 0, one.stderr + alone.stderr
 
     def course(text):

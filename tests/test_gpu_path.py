@@ -26,8 +26,12 @@ pytestmark = pytest.mark.gpu
 
 LAYERS = [2, 5, 2, 1]
 OPTIMIZERS = ("gd", "momentum", "rmsprop", "adam")
-KERNEL_OF = {"gd": "xpopt_gd", "momentum": "xpopt_momentum", "rmsprop": "xpopt_rmsprop",
-             "adam": "xpopt_adam"}
+KERNEL_OF = {
+    "gd": "xpopt_gd",
+    "momentum": "xpopt_momentum",
+    "rmsprop": "xpopt_rmsprop",
+    "adam": "xpopt_adam",
+}
 
 
 def _moons(cupy, dtype=numpy.float64):
@@ -198,8 +202,11 @@ def test_cli_compare_on_the_device_prints_the_cpu_figures(cupy, capsys):
     assert "backend cuda (" in gpu
 
     def rows(text):  # optimizer, accuracy and cost columns; the time column differs
-        return [line.split()[:3] for line in text.splitlines()
-                if line.split() and line.split()[0] in ("gd", "adam")]
+        return [
+            line.split()[:3]
+            for line in text.splitlines()
+            if line.split() and line.split()[0] in ("gd", "adam")
+        ]
 
     assert rows(gpu) == rows(cpu) and len(rows(cpu)) == 2
 
@@ -208,8 +215,16 @@ def test_cli_train_on_the_device_checkpoints_and_resumes(cupy, tmp_path, capsys)
     from xpopt import cli
 
     ckpt = tmp_path / "run.npz"
-    base = ["train", "--optimizer", "adam", "--backend", "cuda", "--strict",
-            "--checkpoint", str(ckpt)]
+    base = [
+        "train",
+        "--optimizer",
+        "adam",
+        "--backend",
+        "cuda",
+        "--strict",
+        "--checkpoint",
+        str(ckpt),
+    ]
     assert cli.main(base + ["--epochs", "300"]) == 0
     straight = capsys.readouterr().out
     ckpt.unlink()

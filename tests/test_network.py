@@ -1,4 +1,5 @@
-"""The MLP against the course transcription: init, forward, cost, backward, predict, gradient check."""
+"""The MLP against the course transcription: init, forward, cost, backward, predict, gradient
+check."""
 
 from __future__ import annotations
 
@@ -8,9 +9,20 @@ import pytest
 import course_reference as ref
 import xpopt
 from conftest import assert_close
-from xpopt import (FlatDict, accuracy, backward_propagation, compute_cost, forward_propagation,
-                   gradient_check, initialize_parameters, load_moons, predict, to_device, to_host)
-from xpopt import network
+from xpopt import (
+    FlatDict,
+    accuracy,
+    backward_propagation,
+    compute_cost,
+    forward_propagation,
+    gradient_check,
+    initialize_parameters,
+    load_moons,
+    network,
+    predict,
+    to_device,
+    to_host,
+)
 
 F64, F32 = numpy.float64, numpy.float32
 
@@ -95,7 +107,7 @@ def assert_pass_equals_course(X, Y, params, *, exact=True):
     a_ref, cache_ref = ref.forward_propagation(to_host(X), theirs)
     check = (lambda a, d: assert_close(a, d, exact=True)) if exact else assert_close
     assert len(caches.activations) == len(cache_ref)
-    for ours_a, ref_a in zip(caches.activations, cache_ref):
+    for ours_a, ref_a in zip(caches.activations, cache_ref, strict=True):
         check(ours_a, ref_a)
     check(AL, a_ref)
 
@@ -206,7 +218,9 @@ def test_compute_cost_equals_course_for_subnormal_al(dtype):
 def test_compute_cost_finite_when_saturated(xp, dtype):
     """AL exactly 0 or 1 costs a large finite amount when wrong, about nothing when right."""
     with numpy.errstate(divide="ignore", invalid="ignore"):
-        assert not numpy.isfinite(ref.compute_cost(numpy.array([[0.0]], dtype), numpy.array([[1.0]], dtype)))
+        assert not numpy.isfinite(
+            ref.compute_cost(numpy.array([[0.0]], dtype), numpy.array([[1.0]], dtype))
+        )
     for a, y, wrong in [(0, 1, True), (1, 0, True), (0, 0, False), (1, 1, False)]:
         cost = compute_cost(on(xp, numpy.array([[a]], dtype)), on(xp, numpy.array([[y]], dtype)))
         value = float(cost)
@@ -278,7 +292,7 @@ def test_workspace_passes_equal_course_bit_for_bit():
             assert grads is full.grads
             a_ref, cache_ref = ref.forward_propagation(bx, plain)
             assert numpy.array_equal(AL, a_ref)
-            for ours_a, ref_a in zip(caches.activations, cache_ref):
+            for ours_a, ref_a in zip(caches.activations, cache_ref, strict=True):
                 assert numpy.array_equal(ours_a, ref_a)
             g_ref = ref.backward_propagation(bx, by, cache_ref, plain)
             for key in g_ref:
@@ -298,9 +312,12 @@ def test_workspace_rejects_misuse():
         network.Workspace(params, 8)
 
 
-@pytest.mark.parametrize("m, mbs", [(300, 64), (256, 64), (300, 300), (300, 1000), (37, 1), (10, 3)])
+@pytest.mark.parametrize(
+    "m, mbs", [(300, 64), (256, 64), (300, 300), (300, 1000), (37, 1), (10, 3)]
+)
 def test_epoch_cost_equals_course_running_total(m, mbs):
-    """epoch_cost over an epoch's outputs = the course's `total += compute_cost(a, y)`, bit for bit."""
+    """epoch_cost over an epoch's outputs = the course's `total += compute_cost(a, y)`, bit for
+    bit."""
     X, Y = load_moons(m, 0.2, seed=4)
     plain = as_plain(perturbed([2, 5, 2, 1], seed=8))
     total, outs, labels = 0, [], []
@@ -309,7 +326,9 @@ def test_epoch_cost_equals_course_running_total(m, mbs):
         total += ref.compute_cost(a, by)
         outs.append(a)
         labels.append(by)
-    got = network.epoch_cost(numpy.concatenate(outs, axis=1), numpy.concatenate(labels, axis=1), mbs)
+    got = network.epoch_cost(
+        numpy.concatenate(outs, axis=1), numpy.concatenate(labels, axis=1), mbs
+    )
     assert numpy.shape(got) == () and float(got) == float(total)
 
 
@@ -318,7 +337,7 @@ def test_epoch_cost_parity_across_backends(xp):
     X, Y = load_moons()
     plain = as_plain(perturbed([2, 5, 2, 1], seed=8))
     a, _ = ref.forward_propagation(X, plain)
-    expected = sum(ref.compute_cost(a[:, k:k + 64], Y[:, k:k + 64]) for k in range(0, 300, 64))
+    expected = sum(ref.compute_cost(a[:, k : k + 64], Y[:, k : k + 64]) for k in range(0, 300, 64))
     got = network.epoch_cost(on(xp, a), on(xp, Y), 64)
     assert isinstance(got, xp.ndarray)
     assert_close(got, numpy.asarray(expected))
@@ -447,8 +466,9 @@ def test_gradient_check_rejects_bad_epsilon():
 
 
 # ---------------------------------------------------- nothing silently wrong (issue 11)
-@pytest.mark.parametrize("change", ["missing-last-b", "missing-last-W", "extra-layer-W",
-                                    "extra-key", "missing-middle"])
+@pytest.mark.parametrize(
+    "change", ["missing-last-b", "missing-last-W", "extra-layer-W", "extra-key", "missing-middle"]
+)
 def test_parameters_must_hold_every_layer(change):
     """Parameters missing a layer's key (e.g. b3) or holding extra ones: KeyError naming the
     keys, from every pass (it used to run a smaller network: the layer count was len // 2)."""
@@ -464,8 +484,13 @@ def test_parameters_must_hold_every_layer(change):
         params["gamma"] = numpy.ones((1, 1))
     else:
         del params["W2"], params["b2"]
-    pattern = {"missing-last-b": "b3", "missing-last-W": "W3", "extra-layer-W": "b4",
-               "extra-key": "gamma", "missing-middle": "W2"}[change]
+    pattern = {
+        "missing-last-b": "b3",
+        "missing-last-W": "W3",
+        "extra-layer-W": "b4",
+        "extra-key": "gamma",
+        "missing-middle": "W2",
+    }[change]
     with pytest.raises(KeyError, match=pattern):
         forward_propagation(X, params)
     with pytest.raises(KeyError, match=pattern):
@@ -476,8 +501,9 @@ def test_parameters_must_hold_every_layer(change):
         network.Workspace(FlatDict.pack(params), 8)
 
 
-@pytest.mark.parametrize("key,shape", [("b1", (1, 1)), ("b2", (2,)), ("b3", (2, 1)),
-                                       ("W2", (2, 4))])
+@pytest.mark.parametrize(
+    "key,shape", [("b1", (1, 1)), ("b2", (2,)), ("b3", (2, 1)), ("W2", (2, 4))]
+)
 def test_parameter_shapes_must_chain(key, shape):
     """A bias that would broadcast ((1, 1) or (n,) instead of (n, 1)) or a weight that does not
     chain: ValueError naming the key, not a silently different network."""
@@ -485,7 +511,7 @@ def test_parameter_shapes_must_chain(key, shape):
     params = as_plain(perturbed([2, 5, 2, 1]))
     params[key] = numpy.ones(shape)
     with pytest.raises(ValueError, match=key):
-        forward_propagation(X[:, :5], params)   # m = 5: (n,)-shaped biases would broadcast
+        forward_propagation(X[:, :5], params)  # m = 5: (n,)-shaped biases would broadcast
     with pytest.raises(ValueError, match=key):
         network.Workspace(FlatDict.pack(params), 5)
 
@@ -509,11 +535,17 @@ def test_gradient_check_any_key_order(order, container):
     gave 0.51 for a correct backward)."""
     params, X, Y = check_problem(3, F64)
     keys = list(params)
-    keys = {"sorted": sorted(keys), "reversed": keys[::-1],
-            "shuffled": [keys[i] for i in numpy.random.RandomState(0).permutation(len(keys))]}[order]
+    keys = {
+        "sorted": sorted(keys),
+        "reversed": keys[::-1],
+        "shuffled": [keys[i] for i in numpy.random.RandomState(0).permutation(len(keys))],
+    }[order]
     assert keys != list(params)
-    reordered = ({k: numpy.array(params[k]) for k in keys} if container == "plain"
-                 else FlatDict.pack(params, keys))
+    reordered = (
+        {k: numpy.array(params[k]) for k in keys}
+        if container == "plain"
+        else FlatDict.pack(params, keys)
+    )
     assert gradient_check(reordered, X, Y) < BOUNDS[F64]
 
 

@@ -88,12 +88,17 @@ def test_decision_grid_is_the_courses(moons):
 
 def test_regions_take_the_colour_of_the_predicted_class(tmp_path, moons):
     X, Y = moons
-    all0 = pixels(plots.plot_decision_boundaries({"0": threshold_network(b=-5)}, X, Y,
-                                                 tmp_path / "all0.png"))
-    all1 = pixels(plots.plot_decision_boundaries({"1": threshold_network(b=5)}, X, Y,
-                                                 tmp_path / "all1.png"))
-    split = pixels(plots.plot_decision_boundaries({"x1 > 0.5": threshold_network((10, 0), -5)},
-                                                  X, Y, tmp_path / "split.png"))
+    all0 = pixels(
+        plots.plot_decision_boundaries({"0": threshold_network(b=-5)}, X, Y, tmp_path / "all0.png")
+    )
+    all1 = pixels(
+        plots.plot_decision_boundaries({"1": threshold_network(b=5)}, X, Y, tmp_path / "all1.png")
+    )
+    split = pixels(
+        plots.plot_decision_boundaries(
+            {"x1 > 0.5": threshold_network((10, 0), -5)}, X, Y, tmp_path / "split.png"
+        )
+    )
     c0, c1 = dominant(all0), dominant(all1)
     assert c0 != c1
     shares = colour_shares(split)
@@ -104,10 +109,12 @@ def test_regions_take_the_colour_of_the_predicted_class(tmp_path, moons):
 def test_one_subplot_per_network_in_a_square_grid(tmp_path, moons):
     X, Y = moons
     nets = {name: threshold_network((1, 1), k - 1.0) for k, name in enumerate("abcd")}
-    assert png_size(plots.plot_decision_boundaries(dict(list(nets.items())[:1]), X, Y,
-                                                   tmp_path / "1.png")) == (500, 380)
-    assert png_size(plots.plot_decision_boundaries(dict(list(nets.items())[:2]), X, Y,
-                                                   tmp_path / "2.png")) == (1000, 380)
+    assert png_size(
+        plots.plot_decision_boundaries(dict(list(nets.items())[:1]), X, Y, tmp_path / "1.png")
+    ) == (500, 380)
+    assert png_size(
+        plots.plot_decision_boundaries(dict(list(nets.items())[:2]), X, Y, tmp_path / "2.png")
+    ) == (1000, 380)
     assert png_size(plots.plot_decision_boundaries(nets, X, Y, tmp_path / "4.png")) == (1000, 760)
 
 
@@ -123,8 +130,9 @@ def test_bad_inputs_are_refused(tmp_path, moons):
     with pytest.raises(ValueError, match="no parameters"):
         plots.plot_decision_boundaries({}, X, Y, tmp_path / "x.png")
     with pytest.raises(ValueError, match=r"shape \(2, m\)"):
-        plots.plot_decision_boundaries({"a": threshold_network()}, numpy.zeros((3, 5)),
-                                       numpy.zeros((1, 5)), tmp_path / "x.png")
+        plots.plot_decision_boundaries(
+            {"a": threshold_network()}, numpy.zeros((3, 5)), numpy.zeros((1, 5)), tmp_path / "x.png"
+        )
     assert not (tmp_path / "x.png").exists()
 
 
@@ -133,10 +141,12 @@ def test_device_arrays_are_accepted(tmp_path):
     with xpopt.use_backend("cuda", strict=True):
         X, Y = xpopt.load_moons()
         result = xpopt.train(X, Y, [2, 5, 2, 1], xpopt.make_optimizer("adam"), num_epochs=100)
-    assert png_size(plots.plot_costs({"adam": xpopt.to_device(numpy.array(result.costs))},
-                                     tmp_path / "c.png")) == (700, 450)
-    assert png_size(plots.plot_decision_boundaries({"adam": result.parameters}, X, Y,
-                                                   tmp_path / "d.png")) == (500, 380)
+    assert png_size(
+        plots.plot_costs({"adam": xpopt.to_device(numpy.array(result.costs))}, tmp_path / "c.png")
+    ) == (700, 450)
+    assert png_size(
+        plots.plot_decision_boundaries({"adam": result.parameters}, X, Y, tmp_path / "d.png")
+    ) == (500, 380)
 
 
 # ------------------------------------------------------------------- no matplotlib
@@ -162,8 +172,9 @@ def test_too_few_recorded_epochs_write_a_figure_that_says_so(tmp_path, monkeypat
         return save(fig, path)
 
     monkeypatch.setattr(plots, "_save", keep)
-    path = plots.plot_costs({"gd": [0.7], "adam": numpy.array([0.69])}, tmp_path / "c.png",
-                            learning_rate=0.0007)
+    path = plots.plot_costs(
+        {"gd": [0.7], "adam": numpy.array([0.69])}, tmp_path / "c.png", learning_rate=0.0007
+    )
     assert png_size(path) == (700, 450)
     assert drawn["axis_on"] == [False]
     assert any(plots.TOO_FEW in t and "every 100 epochs" in t for t in drawn["texts"])

@@ -40,19 +40,35 @@ def train_alone(X, Y, s: dict, defaults: dict, record_every: int | None = None):
     """The model of settings ``s`` (the axes) over ``defaults`` (the sweep's scalars), by train."""
     c = {**sweep_module.AXES, **defaults, **s}
     decay = sweep_module.resolve_decay(c["decay"])
-    opt = xpopt.make_optimizer(c["optimizer"], c["learning_rate"], beta=c["beta"],
-                               beta1=c["beta1"], beta2=c["beta2"], epsilon=c["epsilon"])
+    opt = xpopt.make_optimizer(
+        c["optimizer"],
+        c["learning_rate"],
+        beta=c["beta"],
+        beta1=c["beta1"],
+        beta2=c["beta2"],
+        epsilon=c["epsilon"],
+    )
     init = xpopt.initialize_parameters(DIMS, seed=c["init_seed"], dtype=X.dtype)
-    return xpopt.train(X, Y, init, opt, seed=c["seed"], mini_batch_size=c["mini_batch_size"],
-                       num_epochs=c["num_epochs"], decay=decay, decay_rate=c["decay_rate"],
-                       record_every=record_every or RECORD)
+    return xpopt.train(
+        X,
+        Y,
+        init,
+        opt,
+        seed=c["seed"],
+        mini_batch_size=c["mini_batch_size"],
+        num_epochs=c["num_epochs"],
+        decay=decay,
+        decay_rate=c["decay_rate"],
+        record_every=record_every or RECORD,
+    )
 
 
 def assert_identical(X, Y, result, defaults: dict) -> None:
     for k, s in enumerate(result.settings):
         alone = train_alone(X, Y, s, defaults, result.record_every)
-        assert numpy.array_equal(bits(result.parameters[k].flat), bits(alone.parameters.flat)), \
+        assert numpy.array_equal(bits(result.parameters[k].flat), bits(alone.parameters.flat)), (
             f"model {k} {s}: parameters differ from train's"
+        )
         assert result.costs[k] == alone.costs, f"model {k} {s}: recorded costs differ"
 
 
@@ -77,8 +93,15 @@ def test_saturating_learning_rates(moons, optimizer):
     """Learning rates that saturate the sigmoid (outputs exactly 0 or 1, zero gradients,
     clipped costs), small batches: zeros and their signs must come out as train's."""
     X, Y = moons
-    result = run(X, Y, optimizer=optimizer, learning_rate=[2.0, 10.0], mini_batch_size=[8, 64],
-                 num_epochs=15, record_every=5)
+    result = run(
+        X,
+        Y,
+        optimizer=optimizer,
+        learning_rate=[2.0, 10.0],
+        mini_batch_size=[8, 64],
+        num_epochs=15,
+        record_every=5,
+    )
     assert max(result.final_cost) > 0.7
     assert_identical(X, Y, result, {"optimizer": optimizer, "num_epochs": 15})
 
@@ -86,18 +109,28 @@ def test_saturating_learning_rates(moons, optimizer):
 @pytest.mark.parametrize("optimizer", ["momentum", "rmsprop", "adam"])
 def test_betas_and_epsilon_as_axes(moons, optimizer):
     X, Y = moons
-    result = run(X, Y, optimizer=optimizer, learning_rate=0.02, beta=[0.5, 0.9],
-                 beta1=(0.8, 0.9), beta2=[0.99, 0.999], epsilon=[1e-8, 1e-4])
+    result = run(
+        X,
+        Y,
+        optimizer=optimizer,
+        learning_rate=0.02,
+        beta=[0.5, 0.9],
+        beta1=(0.8, 0.9),
+        beta2=[0.99, 0.999],
+        epsilon=[1e-8, 1e-4],
+    )
     assert len(result) == 16
-    assert_identical(X, Y, result, {"optimizer": optimizer, "learning_rate": 0.02,
-                                    "num_epochs": EPOCHS})
+    assert_identical(
+        X, Y, result, {"optimizer": optimizer, "learning_rate": 0.02, "num_epochs": EPOCHS}
+    )
 
 
 @pytest.mark.parametrize("shuffle", ["own", "shared"])
 def test_one_seed_shares_a_permutation(moons, shuffle):
     X, Y = moons
-    result = run(X, Y, optimizer=["adam", "momentum"], learning_rate=[0.003, 0.03], seed=5,
-                 shuffle=shuffle)
+    result = run(
+        X, Y, optimizer=["adam", "momentum"], learning_rate=[0.003, 0.03], seed=5, shuffle=shuffle
+    )
     assert_identical(X, Y, result, {"seed": 5, "num_epochs": EPOCHS})
 
 
@@ -105,9 +138,15 @@ def test_one_seed_shares_a_permutation(moons, shuffle):
 def test_decay_schedules(moons, optimizer):
     X, Y = moons
     every3 = functools.partial(xpopt.schedule_lr_decay, time_interval=3)
-    result = run(X, Y, optimizer=optimizer, learning_rate=[0.01, 0.1],
-                 decay=[None, xpopt.update_lr, every3, "schedule_lr_decay"],
-                 decay_rate=[1, 0.3], seed=[1, 2])
+    result = run(
+        X,
+        Y,
+        optimizer=optimizer,
+        learning_rate=[0.01, 0.1],
+        decay=[None, xpopt.update_lr, every3, "schedule_lr_decay"],
+        decay_rate=[1, 0.3],
+        seed=[1, 2],
+    )
     assert len(result) == 32
     assert_identical(X, Y, result, {"optimizer": optimizer, "num_epochs": EPOCHS})
 
@@ -126,9 +165,20 @@ def test_one_model_stacked(moons, optimizer):
     opt = xpopt.make_optimizer(optimizer, 0.02)
     trainer = stacked.StackedTrainer(X, Y, DIMS, [opt], [12], [5], [(xpopt.update_lr, 0.2)], 50)
     history = trainer.run(EPOCHS, RECORD)
-    alone = train_alone(X, Y, {"optimizer": optimizer, "learning_rate": 0.02, "seed": 12,
-                               "init_seed": 5, "decay": xpopt.update_lr, "decay_rate": 0.2,
-                               "mini_batch_size": 50}, {"num_epochs": EPOCHS})
+    alone = train_alone(
+        X,
+        Y,
+        {
+            "optimizer": optimizer,
+            "learning_rate": 0.02,
+            "seed": 12,
+            "init_seed": 5,
+            "decay": xpopt.update_lr,
+            "decay_rate": 0.2,
+            "mini_batch_size": 50,
+        },
+        {"num_epochs": EPOCHS},
+    )
     assert numpy.array_equal(bits(trainer.parameters(0).flat), bits(alone.parameters.flat))
     assert history[:, 0].tolist() == alone.costs
 
@@ -144,8 +194,9 @@ def test_three_models(moons, axis):
 
 def test_sixty_four_models(moons):
     X, Y = moons
-    result = run(X, Y, learning_rate=list(numpy.geomspace(1e-4, 1e-1, 16)), seed=range(4),
-                 num_epochs=4)
+    result = run(
+        X, Y, learning_rate=list(numpy.geomspace(1e-4, 1e-1, 16)), seed=range(4), num_epochs=4
+    )
     assert len(result) == 64
     assert_identical(X, Y, result, {"num_epochs": 4})
 
@@ -154,11 +205,18 @@ def test_groups_of_batch_sizes_and_epochs(moons):
     """Several batch sizes (batch GD, a ragged last batch, stochastic-ish) and epoch counts:
     one stacked group each, each model still train's."""
     X, Y = moons
-    result = run(X, Y, optimizer="adam", mini_batch_size=[300, 64, 50, 512], num_epochs=[1, 5],
-                 learning_rate=[0.01, 0.001])
+    result = run(
+        X,
+        Y,
+        optimizer="adam",
+        mini_batch_size=[300, 64, 50, 512],
+        num_epochs=[1, 5],
+        learning_rate=[0.01, 0.001],
+    )
     assert_identical(X, Y, result, {"optimizer": "adam"})
-    assert [len(c) for c in result.costs] == [1 if s["num_epochs"] == 1 else 3
-                                              for s in result.settings]
+    assert [len(c) for c in result.costs] == [
+        1 if s["num_epochs"] == 1 else 3 for s in result.settings
+    ]
 
 
 def test_blocks_change_nothing(moons):
@@ -198,13 +256,27 @@ def test_other_networks(moons, dims):
     OpenBLAS 0.3.31 logistic regression's dZ @ X_batch.T, shape (1, 2), does not), the
     trainer's probe falls back to dot per model for that product; every model stays train's."""
     X, Y = moons
-    result = xpopt.sweep(X, Y, dims, ["adam", "momentum"], learning_rate=[0.01, 0.1],
-                         seed=[10, 11], num_epochs=EPOCHS, record_every=RECORD)
+    result = xpopt.sweep(
+        X,
+        Y,
+        dims,
+        ["adam", "momentum"],
+        learning_rate=[0.01, 0.1],
+        seed=[10, 11],
+        num_epochs=EPOCHS,
+        record_every=RECORD,
+    )
     for k, s in enumerate(result.settings):
         c = {**sweep_module.AXES, **s}
-        alone = xpopt.train(X, Y, xpopt.initialize_parameters(dims),
-                            xpopt.make_optimizer(c["optimizer"], c["learning_rate"]),
-                            seed=c["seed"], num_epochs=EPOCHS, record_every=RECORD)
+        alone = xpopt.train(
+            X,
+            Y,
+            xpopt.initialize_parameters(dims),
+            xpopt.make_optimizer(c["optimizer"], c["learning_rate"]),
+            seed=c["seed"],
+            num_epochs=EPOCHS,
+            record_every=RECORD,
+        )
         assert numpy.array_equal(bits(result.parameters[k].flat), bits(alone.parameters.flat)), s
         assert result.costs[k] == alone.costs, s
 
@@ -215,16 +287,21 @@ def test_the_probe_is_needed(moons, monkeypatch):
 
     def trained():
         opts = [xpopt.make_optimizer("adam", lr) for lr in (0.01, 0.1)]
-        trainer = stacked.StackedTrainer(X, Y, [2, 1], opts, [10, 11], [3, 3],
-                                         [(None, 1)] * 2, 64)
+        trainer = stacked.StackedTrainer(X, Y, [2, 1], opts, [10, 11], [3, 3], [(None, 1)] * 2, 64)
         trainer.run(EPOCHS, RECORD)
         return trainer
 
     probed = trained()
     if all(probed.exact_products.values()):
         pytest.skip("this BLAS gives dot's bits with matmul for every product of [2, 1]")
-    alone = xpopt.train(X, Y, xpopt.initialize_parameters([2, 1]),
-                        xpopt.make_optimizer("adam", 0.1), seed=11, num_epochs=EPOCHS)
+    alone = xpopt.train(
+        X,
+        Y,
+        xpopt.initialize_parameters([2, 1]),
+        xpopt.make_optimizer("adam", 0.1),
+        seed=11,
+        num_epochs=EPOCHS,
+    )
     assert numpy.array_equal(bits(probed.params[1]), bits(alone.parameters.flat))
     monkeypatch.setattr(stacked_parts, "_probe", lambda trainer, triples: {})
     forced = trained()  # matmul for every product
@@ -238,7 +315,13 @@ def test_grid_is_the_cartesian_product_last_axis_fastest():
     assert axes["seed"] == [0, 1, 2]
     assert len(models) == 6
     assert [(m["learning_rate"], m["beta1"], m["seed"]) for m in models] == [
-        (1, 0.8, 0), (1, 0.8, 1), (1, 0.8, 2), (2, 0.8, 0), (2, 0.8, 1), (2, 0.8, 2)]
+        (1, 0.8, 0),
+        (1, 0.8, 1),
+        (1, 0.8, 2),
+        (2, 0.8, 0),
+        (2, 0.8, 1),
+        (2, 0.8, 2),
+    ]
     assert all(m["optimizer"] == "adam" and m["init_seed"] == 3 for m in models)
     axes, models = sweep_module.grid(learning_rate=numpy.array([0.1, 0.2]), beta=[0.9])
     assert axes == {"learning_rate": [0.1, 0.2], "beta": [0.9]}  # a length-1 list is an axis
@@ -248,8 +331,9 @@ def test_grid_is_the_cartesian_product_last_axis_fastest():
 def test_result_settings_parameters_and_table(moons):
     X, Y = moons
     result = run(X, Y, optimizer=["gd", "adam"], learning_rate=[0.01, 0.1])
-    assert result.settings == [{"optimizer": o, "learning_rate": lr}
-                               for o in ("gd", "adam") for lr in (0.01, 0.1)]
+    assert result.settings == [
+        {"optimizer": o, "learning_rate": lr} for o in ("gd", "adam") for lr in (0.01, 0.1)
+    ]
     assert list(result.parameters[0]) == ["W1", "b1", "W2", "b2", "W3", "b3"]
     assert result.parameters[1]["W1"].shape == (5, 2)
     assert isinstance(result.parameters[1]["W1"], numpy.ndarray)
@@ -290,26 +374,30 @@ def test_figures(moons, tmp_path):
 @pytest.fixture
 def no_training(monkeypatch):
     """Fail the test if a sweep reaches training (validation must come first)."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("training started before the inputs were validated")
 
     monkeypatch.setattr(sweep_module, "StackedTrainer", refuse)
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"learning_rate": []}, ValueError, "learning_rate is an empty axis"),
-    ({"seed": range(0)}, ValueError, "seed is an empty axis"),
-    ({"optimizer": ["adam", "adamw"]}, ValueError, "optimizer must be one of"),
-    ({"shuffle": "mine"}, ValueError, "shuffle must be one of"),
-    ({"shuffle": "shared", "seed": [1, 2]}, ValueError, "one seed"),
-    ({"learning_rate": [0.1, -1.0]}, ValueError, "learning_rate must be"),
-    ({"beta1": [0.9, 1.0]}, ValueError, "beta1 must be in"),
-    ({"mini_batch_size": [64, 0]}, ValueError, "mini_batch_size must be"),
-    ({"num_epochs": 2.5}, ValueError, "num_epochs must be"),
-    ({"decay": "cosine"}, ValueError, "decay must be"),
-    ({"record_every": 0}, ValueError, "record_every must be"),
-    ({"momentum": 0.9}, TypeError, "unexpected keyword argument"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"learning_rate": []}, ValueError, "learning_rate is an empty axis"),
+        ({"seed": range(0)}, ValueError, "seed is an empty axis"),
+        ({"optimizer": ["adam", "adamw"]}, ValueError, "optimizer must be one of"),
+        ({"shuffle": "mine"}, ValueError, "shuffle must be one of"),
+        ({"shuffle": "shared", "seed": [1, 2]}, ValueError, "one seed"),
+        ({"learning_rate": [0.1, -1.0]}, ValueError, "learning_rate must be"),
+        ({"beta1": [0.9, 1.0]}, ValueError, "beta1 must be in"),
+        ({"mini_batch_size": [64, 0]}, ValueError, "mini_batch_size must be"),
+        ({"num_epochs": 2.5}, ValueError, "num_epochs must be"),
+        ({"decay": "cosine"}, ValueError, "decay must be"),
+        ({"record_every": 0}, ValueError, "record_every must be"),
+        ({"momentum": 0.9}, TypeError, "unexpected keyword argument"),
+    ],
+)
 def test_bad_inputs_raise_before_any_work(moons, no_training, kwargs, error, match):
     X, Y = moons
     optimizer = kwargs.pop("optimizer", "adam")
@@ -348,15 +436,29 @@ def test_gpu_update_is_one_launch_per_step_whatever_k(moons, seed):
             counts = {}
             for epochs in (1, 2):
                 cp.counters.reset()
-                xpopt.sweep(Xd, Yd, DIMS, "adam", learning_rate=list(numpy.linspace(1e-3, 1e-2, K)),
-                            seed=seed, num_epochs=epochs)
-                counts[epochs] = (cp.counters.launches, cp.counters.kernel_launches[name],
-                                  cp.counters.h2d, cp.counters.d2h)
+                xpopt.sweep(
+                    Xd,
+                    Yd,
+                    DIMS,
+                    "adam",
+                    learning_rate=list(numpy.linspace(1e-3, 1e-2, K)),
+                    seed=seed,
+                    num_epochs=epochs,
+                )
+                counts[epochs] = (
+                    cp.counters.launches,
+                    cp.counters.kernel_launches[name],
+                    cp.counters.h2d,
+                    cp.counters.d2h,
+                )
             steps = 5  # 300 examples in batches of 64: 5 steps per epoch
             assert counts[1][1] == steps and counts[2][1] == 2 * steps
             # what one more epoch costs: launches per step, copies per epoch (none per step)
-            per_step[K] = ((counts[2][0] - counts[1][0]) / steps,
-                           counts[2][2] - counts[1][2], counts[2][3] - counts[1][3])
+            per_step[K] = (
+                (counts[2][0] - counts[1][0]) / steps,
+                counts[2][2] - counts[1][2],
+                counts[2][3] - counts[1][3],
+            )
     assert per_step[16] == per_step[2], per_step
     assert per_step[2][1] <= 3 and per_step[2][2] == 0, per_step
 
@@ -380,9 +482,17 @@ def test_gpu_sweep_is_train_under_the_standin(moons, optimizers):
         pytest.skip(f"needs xpopt.testing (the CuPy stand-in): {exc}")
     X, Y = moons
     with cupy_standin() as cp:
-        result = xpopt.sweep(cp.asarray(X), cp.asarray(Y), DIMS, optimizers,
-                             learning_rate=[0.01, 0.1], seed=[10, 12], decay=[None, "update_lr"],
-                             num_epochs=EPOCHS, record_every=RECORD)
+        result = xpopt.sweep(
+            cp.asarray(X),
+            cp.asarray(Y),
+            DIMS,
+            optimizers,
+            learning_rate=[0.01, 0.1],
+            seed=[10, 12],
+            decay=[None, "update_lr"],
+            num_epochs=EPOCHS,
+            record_every=RECORD,
+        )
         assert type(result.parameters[0].flat) is cp.ndarray
         got = [cp.asnumpy(p.flat) for p in result.parameters]
     for k, s in enumerate(result.settings):
@@ -398,8 +508,9 @@ def test_a_stacked_run_continues_where_it_stopped(moons):
     opts = [xpopt.make_optimizer("adam", lr) for lr in (0.01, 0.05)]
 
     def trainer():
-        return stacked.StackedTrainer(X, Y, DIMS, opts, [10, 11], [3, 3],
-                                      [(xpopt.update_lr, 0.5)] * 2, 64)
+        return stacked.StackedTrainer(
+            X, Y, DIMS, opts, [10, 11], [3, 3], [(xpopt.update_lr, 0.5)] * 2, 64
+        )
 
     whole = trainer()
     full = whole.run(EPOCHS, RECORD)
@@ -427,9 +538,16 @@ def test_progress_line_on_stderr(moons, capsys):
 
 
 # -------------------------------------------------------------- checkpoint and resume
-CHECKPOINTED = dict(optimizer=["adam", "momentum"], learning_rate=[0.01, 0.05, 0.1],
-                    seed=[10, 11], decay="update_lr", decay_rate=0.3, num_epochs=7,
-                    record_every=2, block_size=4)
+CHECKPOINTED = dict(
+    optimizer=["adam", "momentum"],
+    learning_rate=[0.01, 0.05, 0.1],
+    seed=[10, 11],
+    decay="update_lr",
+    decay_rate=0.3,
+    num_epochs=7,
+    record_every=2,
+    block_size=4,
+)
 
 
 def interrupt_after(monkeypatch, pieces: int) -> None:
@@ -456,8 +574,9 @@ def test_a_resumed_sweep_is_the_uninterrupted_one(moons, tmp_path, monkeypatch, 
     monkeypatch.undo()
     with numpy.load(path, allow_pickle=False) as saved:  # arrays and one JSON string only
         assert all(saved[name].dtype != object for name in saved.files)
-    resumed = xpopt.sweep(X, Y, DIMS, **CHECKPOINTED, checkpoint=path, checkpoint_every=3,
-                          resume=True)
+    resumed = xpopt.sweep(
+        X, Y, DIMS, **CHECKPOINTED, checkpoint=path, checkpoint_every=3, resume=True
+    )
     for p, q in zip(whole.parameters, resumed.parameters, strict=True):
         assert numpy.array_equal(bits(p.flat), bits(q.flat))
     assert resumed.costs == whole.costs and resumed.settings == whole.settings
@@ -471,17 +590,22 @@ def test_resuming_a_finished_sweep_trains_nothing(moons, tmp_path, monkeypatch):
     monkeypatch.setattr(sweep_module, "StackedTrainer", None)  # any training would fail
     again = xpopt.sweep(X, Y, DIMS, **CHECKPOINTED, checkpoint=path, resume=True)
     assert again.costs == first.costs
-    assert all(numpy.array_equal(bits(p.flat), bits(q.flat))
-               for p, q in zip(first.parameters, again.parameters, strict=True))
+    assert all(
+        numpy.array_equal(bits(p.flat), bits(q.flat))
+        for p, q in zip(first.parameters, again.parameters, strict=True)
+    )
 
 
-@pytest.mark.parametrize("change, match", [
-    ({"learning_rate": [0.01, 0.05, 0.2]}, "models"),
-    ({"record_every": 3}, "record_every"),
-    ({"block_size": 2}, "blocks"),
-    ({"data": "other"}, "data"),
-    ({"dtype": "float32"}, "dtype"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"learning_rate": [0.01, 0.05, 0.2]}, "models"),
+        ({"record_every": 3}, "record_every"),
+        ({"block_size": 2}, "blocks"),
+        ({"data": "other"}, "data"),
+        ({"dtype": "float32"}, "dtype"),
+    ],
+)
 def test_a_resume_under_another_sweep_is_refused(moons, tmp_path, no_training, change, match):
     X, Y = moons
     path = tmp_path / "sweep.npz"
@@ -527,8 +651,9 @@ def test_a_resumed_sweep_under_the_cupy_standin(moons, tmp_path, monkeypatch):
         with pytest.raises(KeyboardInterrupt):
             xpopt.sweep(Xd, Yd, DIMS, **CHECKPOINTED, checkpoint=path, checkpoint_every=3)
         monkeypatch.undo()
-        resumed = xpopt.sweep(Xd, Yd, DIMS, **CHECKPOINTED, checkpoint=path,
-                              checkpoint_every=3, resume=True)
+        resumed = xpopt.sweep(
+            Xd, Yd, DIMS, **CHECKPOINTED, checkpoint=path, checkpoint_every=3, resume=True
+        )
         assert all(type(p.flat) is cp.ndarray for p in resumed.parameters)
         for p, q in zip(whole.parameters, resumed.parameters, strict=True):
             assert numpy.array_equal(bits(cp.asnumpy(p.flat)), bits(cp.asnumpy(q.flat)))

@@ -18,11 +18,14 @@ from xpopt.flat import FlatDict
 LAYERS = [2, 5, 2, 1]
 M = 300
 # the course's decay functions for xpopt's (each side uses its own)
-COURSE_DECAY = {None: None, xpopt.update_lr: course.update_lr,
-                xpopt.schedule_lr_decay: course.schedule_lr_decay}
+COURSE_DECAY = {
+    None: None,
+    xpopt.update_lr: course.update_lr,
+    xpopt.schedule_lr_decay: course.schedule_lr_decay,
+}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def moons(dtype=np.float64):
     X, Y = xpopt.load_moons(dtype=dtype)
     X.setflags(write=False)
@@ -30,7 +33,7 @@ def moons(dtype=np.float64):
     return X, Y
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def run_course(optimizer: str, **kw):
     """The course's model() on the moons (float labels, taken as they are): (parameters,
     recorded costs, printed text). Cached: several tests compare against the same run."""
@@ -58,21 +61,36 @@ MODEL_CASES = [
     ("momentum", "momentum", dict(num_epochs=1001)),
     ("adam", "adam", dict(num_epochs=1001)),
     ("rmsprop", "rmsprop", dict(num_epochs=1001)),
-    ("adam-odd-hyper", "adam", dict(num_epochs=300, learning_rate=0.002, beta1=0.8, beta2=0.99,
-                                    epsilon=1e-6)),
+    (
+        "adam-odd-hyper",
+        "adam",
+        dict(num_epochs=300, learning_rate=0.002, beta1=0.8, beta2=0.99, epsilon=1e-6),
+    ),
     ("momentum-beta0.5", "momentum", dict(num_epochs=300, learning_rate=0.01, beta=0.5)),
     # decay, as in the notebook: lr0 = 0.1 for gd and momentum, 0.01 for adam and rmsprop
     # (rmsprop with 0.1 diverges: its epoch-0 cost is inf)
     ("gd-update_lr", "gd", dict(num_epochs=1001, learning_rate=0.1, decay=xpopt.update_lr)),
     ("gd-schedule", "gd", dict(num_epochs=1001, learning_rate=0.1, decay=xpopt.schedule_lr_decay)),
-    ("momentum-schedule", "momentum", dict(num_epochs=1001, learning_rate=0.1,
-                                           decay=xpopt.schedule_lr_decay)),
-    ("adam-schedule-0.3", "adam", dict(num_epochs=1001, learning_rate=0.01,
-                                       decay=xpopt.schedule_lr_decay, decay_rate=0.3)),
-    ("rmsprop-schedule", "rmsprop", dict(num_epochs=1001, learning_rate=0.01,
-                                         decay=xpopt.schedule_lr_decay)),
-    ("adam-update_lr", "adam", dict(num_epochs=300, learning_rate=0.01, decay=xpopt.update_lr,
-                                    decay_rate=0.01)),
+    (
+        "momentum-schedule",
+        "momentum",
+        dict(num_epochs=1001, learning_rate=0.1, decay=xpopt.schedule_lr_decay),
+    ),
+    (
+        "adam-schedule-0.3",
+        "adam",
+        dict(num_epochs=1001, learning_rate=0.01, decay=xpopt.schedule_lr_decay, decay_rate=0.3),
+    ),
+    (
+        "rmsprop-schedule",
+        "rmsprop",
+        dict(num_epochs=1001, learning_rate=0.01, decay=xpopt.schedule_lr_decay),
+    ),
+    (
+        "adam-update_lr",
+        "adam",
+        dict(num_epochs=300, learning_rate=0.01, decay=xpopt.update_lr, decay_rate=0.01),
+    ),
     # batch gradient descent: one batch of m = 300 per epoch
     ("batch-gd", "gd", dict(num_epochs=1001, mini_batch_size=M, learning_rate=0.05)),
     ("batch-adam", "adam", dict(num_epochs=1001, mini_batch_size=M, learning_rate=0.01)),
@@ -83,7 +101,9 @@ MODEL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("optimizer,kw", [c[1:] for c in MODEL_CASES], ids=[c[0] for c in MODEL_CASES])
+@pytest.mark.parametrize(
+    "optimizer,kw", [c[1:] for c in MODEL_CASES], ids=[c[0] for c in MODEL_CASES]
+)
 def test_model_equals_course_bit_for_bit(optimizer, kw, capsys):
     """xpopt.model returns the course's parameters bit for bit (float64, NumPy) and prints
     exactly the course's lines (costs every 1000 epochs, and the learning rate when decaying)."""
@@ -108,7 +128,7 @@ def test_model_prints_epoch_1000_lines():
     lines = printed.splitlines()
     assert lines[0].startswith("Cost after epoch 0: ")
     assert lines[2].startswith("Cost after epoch 1000: ")
-    assert lines[3] == "learning rate after epoch 1000: 0.000100"   # 0.1 / (1 + 1000)
+    assert lines[3] == "learning rate after epoch 1000: 0.000100"  # 0.1 / (1 + 1000)
 
 
 def test_full_5000_epoch_adam_run(capsys):
@@ -128,13 +148,18 @@ def test_full_5000_epoch_adam_run(capsys):
 TRAIN_CASES = [
     ("adam", "adam", dict(num_epochs=1001)),
     ("gd-update_lr", "gd", dict(num_epochs=1001, learning_rate=0.1, decay=xpopt.update_lr)),
-    ("adam-schedule-0.3", "adam", dict(num_epochs=1001, learning_rate=0.01,
-                                       decay=xpopt.schedule_lr_decay, decay_rate=0.3)),
+    (
+        "adam-schedule-0.3",
+        "adam",
+        dict(num_epochs=1001, learning_rate=0.01, decay=xpopt.schedule_lr_decay, decay_rate=0.3),
+    ),
     ("sgd-adam", "adam", dict(num_epochs=3, mini_batch_size=1, learning_rate=0.001)),
 ]
 
 
-@pytest.mark.parametrize("optimizer,kw", [c[1:] for c in TRAIN_CASES], ids=[c[0] for c in TRAIN_CASES])
+@pytest.mark.parametrize(
+    "optimizer,kw", [c[1:] for c in TRAIN_CASES], ids=[c[0] for c in TRAIN_CASES]
+)
 def test_train_result_equals_course(optimizer, kw):
     """xpopt.train records the course's costs (every 100 epochs), the learning rate in force
     during each epoch (lr0, then decay(lr0, i - 1, rate) as the course updates it after epoch
@@ -148,13 +173,17 @@ def test_train_result_equals_course(optimizer, kw):
     decay, rate = kw.pop("decay", None), kw.pop("decay_rate", 1)
     assert not kw
     opt = xpopt.make_optimizer(optimizer, lr0)
-    result = xpopt.train(X, Y, LAYERS, opt, mini_batch_size=mbs, num_epochs=num_epochs,
-                         decay=decay, decay_rate=rate)
+    result = xpopt.train(
+        X, Y, LAYERS, opt, mini_batch_size=mbs, num_epochs=num_epochs, decay=decay, decay_rate=rate
+    )
     assert result.costs == ref_costs
     assert all(type(c) is float for c in result.costs)
     assert result.record_epochs == list(range(0, num_epochs, 100))
-    expected_lrs = [lr0] + ([COURSE_DECAY[decay](lr0, i, rate) for i in range(num_epochs - 1)]
-                            if decay else [lr0] * (num_epochs - 1))
+    expected_lrs = [lr0] + (
+        [COURSE_DECAY[decay](lr0, i, rate) for i in range(num_epochs - 1)]
+        if decay
+        else [lr0] * (num_epochs - 1)
+    )
     assert result.learning_rates == expected_lrs
     assert result.wall_time > 0
     assert result.epochs == num_epochs
@@ -224,8 +253,13 @@ def test_train_on_xp_equals_numpy(xp, optimizer):
     the parameters stay on the data's device."""
     ref_params, ref_costs, _ = run_course(optimizer, num_epochs=300)
     X, Y = moons()
-    result = xpopt.train(xp.asarray(X), xp.asarray(Y), LAYERS,
-                         xpopt.make_optimizer(optimizer, 0.0007), num_epochs=300)
+    result = xpopt.train(
+        xp.asarray(X),
+        xp.asarray(Y),
+        LAYERS,
+        xpopt.make_optimizer(optimizer, 0.0007),
+        num_epochs=300,
+    )
     assert type(result.parameters.flat) is type(xp.asarray(X))
     exact = xp is np
     tol = {} if exact else {"rtol": 1e-8, "atol": 1e-10}
