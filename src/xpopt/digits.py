@@ -115,6 +115,7 @@ def load_digits(
     if dtype.kind != "f":
         raise TypeError(f"dtype must be a floating type, got {dtype}")
     try:
+        # scikit-learn ships no type information (an optional extra, imported when asked for)
         from sklearn.datasets import (  # type: ignore[import-untyped]  # noqa: PLC0415
             load_digits as _sklearn_digits,
         )

@@ -72,6 +72,8 @@ def address(array: numpy.ndarray) -> int:
     ``ctypes``.
     """
     try:
+        # an ndarray is a Buffer (NumPy's stubs declare it from Python 3.12 only); array.data
+        # would satisfy mypy but costs a memoryview per call on this hot path
         return ctypes.addressof(ctypes.c_char.from_buffer(array))  # type: ignore[arg-type]
     except (TypeError, ValueError, BufferError):  # read-only, or empty
         return array.ctypes.data

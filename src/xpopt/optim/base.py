@@ -108,7 +108,8 @@ def _rebound(state) -> None:
 
 
 # OptimizerState.v / .s: replacing the dict counts as a rebinding (flat.EDITS), so that a
-# bound step looks again. Set after @dataclass: its __init__ assigns through these.
+# bound step looks again. Set after @dataclass: its __init__ assigns through these (the
+# ignores: to mypy the class attributes are the fields' dict | None, not properties).
 OptimizerState.v = _watched("v", lambda d: d, _rebound)  # type: ignore[assignment]
 OptimizerState.s = _watched("s", lambda d: d, _rebound)  # type: ignore[assignment]
 
@@ -152,8 +153,8 @@ class Optimizer:
 
     def init(self, parameters: dict) -> OptimizerState:
         """Zero state for ``parameters`` (on their device, of their dtype)."""
-        zeros = {slot: zeros_state(parameters) for slot in self.slots}
-        return OptimizerState(**zeros)  # type: ignore[arg-type]
+        zeros = {slot: zeros_state(parameters) for slot in self.slots}  # v and/or s
+        return OptimizerState(v=zeros.get("v"), s=zeros.get("s"))
 
     def _plan(self, parameters, grads, state: OptimizerState) -> UpdatePlan:
         """A validated plan of ``state``'s slots now; the scalars are checked in the arrays'
