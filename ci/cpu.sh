@@ -7,6 +7,7 @@
 #    runs of xpopt.distributed run for real.
 # 2. the documentation: mkdocs build --strict, the tutorial's tables, every example.
 # 3. a short smoke pass of the benchmark suite so that it cannot rot (no figures asserted).
+# 4. lint and types: ruff (lint and format) over the tree, mypy over src/xpopt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,3 +17,8 @@ python -m pip install -q -e '.[docs]'
 bash ci/docs.sh
 
 bash ci/bench-smoke.sh
+
+python -m pip install -q -e '.[lint]'
+ruff check .
+ruff format --check .
+mypy
